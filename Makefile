@@ -1,0 +1,52 @@
+# posthouse: `make run` starts the embedded default, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8025
+
+# The embedded default: a SQLite file and a maildir under ./var, no DNS records needed.
+run: export POSTHOUSE_REQUIRE_VERIFIED_DOMAINS ?= false
+
+.PHONY: install run test lint format api worker migrate revision bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	mkdir -p var
+	$(BIN)/posthouse migrate
+	$(BIN)/posthouse demo --url http://$(HOST):$(PORT)
+	$(BIN)/posthouse serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest -n auto --dist loadfile -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
+
+format: install
+	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests migrations bench
+
+api: install
+	$(BIN)/posthouse api --host $(HOST) --port $(PORT)
+
+worker: install
+	$(BIN)/posthouse worker
+
+migrate: install
+	$(BIN)/posthouse migrate
+
+revision: install
+	$(BIN)/alembic revision --autogenerate -m "$(MESSAGE)"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,38 @@
+"""SQL for workspaces, senders and keys."""
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posthouse.db.models import ApiKey, Sender, Workspace
+
+
+class AccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def workspace_by_name(self, name: str) -> Workspace | None:
+        return await self.session.scalar(select(Workspace).where(Workspace.name == name))
+
+    async def workspace(self, workspace_id: uuid.UUID) -> Workspace | None:
+        return await self.session.get(Workspace, workspace_id)
+
+    async def sender(self, workspace_id: uuid.UUID, email: str) -> Sender | None:
+        return await self.session.scalar(
+            select(Sender).where(Sender.workspace_id == workspace_id, Sender.email == email)
+        )
+
+    async def key_with_sender(self, lookup_hash: str) -> tuple[ApiKey, Sender | None] | None:
+        row = (
+            await self.session.execute(
+                select(ApiKey, Sender)
+                .outerjoin(Sender, Sender.id == ApiKey.sender_id)
+                .where(ApiKey.lookup_hash == lookup_hash, ApiKey.revoked_at.is_(None))
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def add(self, *rows: Workspace | Sender | ApiKey) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()

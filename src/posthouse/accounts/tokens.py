@@ -1,0 +1,28 @@
+"""Credentials: random tokens shown once, stored as SHA-256 digests, compared in constant time.
+
+The tokens carry 192+ bits of entropy, so a fast hash is enough: nobody can brute-force
+the preimage, and a slow KDF would cost every API request milliseconds.
+"""
+
+import hashlib
+import hmac
+import secrets
+
+ACCESS_PREFIX = "pha_"
+SECRET_PREFIX = "phs_"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_access_token() -> str:
+    return ACCESS_PREFIX + secrets.token_urlsafe(24)
+
+
+def new_secret_token() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def secret_matches(secret: str, expected_digest: str) -> bool:
+    return hmac.compare_digest(digest(secret), expected_digest)

@@ -1,0 +1,60 @@
+"""Error mapping: each front door renders the shared domain errors in its own shape."""
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from posthouse.errors import PosthouseError, RequestTooLarge, ValidationFailed
+
+ErrorRenderer = Callable[[PosthouseError], Response]
+
+
+def _describe(error: RequestValidationError) -> ValidationFailed:
+    first = error.errors()[0] if error.errors() else {}
+    location = ".".join(
+        str(part) for part in first.get("loc", ()) if part not in ("body", "query", "header")
+    )
+    message = first.get("msg", "invalid request")
+    return ValidationFailed(
+        f"{location}: {message}" if location else message, field=location or None
+    )
+
+
+def as_domain_error(error: Exception) -> PosthouseError | None:
+    """The domain error behind framework exceptions raised while reading a request."""
+    if isinstance(error, PosthouseError):
+        return error
+    if isinstance(error, RequestValidationError):
+        return _describe(error)
+    if isinstance(error, HTTPException) and 400 <= error.status_code < 500:
+        cause = error.__cause__
+        if isinstance(cause, PosthouseError):
+            return cause
+        if error.status_code == 413:
+            return RequestTooLarge(str(error.detail))
+        return ValidationFailed(str(error.detail))
+    return None
+
+
+def error_route(render: ErrorRenderer) -> type[APIRoute]:
+    """A route class whose handler turns domain errors into ``render``'s responses."""
+
+    class ErrorMappingRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def mapped(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as error:
+                    domain_error = as_domain_error(error)
+                    if domain_error is None:
+                        raise
+                    return render(domain_error)
+
+            return mapped
+
+    return ErrorMappingRoute

@@ -1,0 +1,77 @@
+"""Settings, read from the environment (prefix ``POSTHOUSE_``) and an optional ``.env`` file."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me-posthouse-development-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="POSTHOUSE_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: str = Field("development", description="development or production")
+    database_url: str = "sqlite+aiosqlite:///./var/posthouse.db"
+    # maildir:PATH, smtp://[user:password@]host:port[?tls=none|starttls|implicit], or mx:
+    delivery_url: str = "maildir:./var/maildir"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    public_url: str = "http://127.0.0.1:8025"
+
+    # Worker
+    worker_concurrency: int = Field(16, ge=1, description="SMTP sends in flight per worker")
+    worker_batch_size: int = Field(200, ge=1, description="deliveries claimed per query")
+    worker_poll_seconds: float = Field(1.0, gt=0, description="idle wait between claims")
+    lease_seconds: float = Field(300.0, gt=0, description="how long a claim is held")
+    retry_base_seconds: float = Field(60.0, gt=0)
+    retry_max_seconds: float = Field(3600.0, gt=0)
+    queue_lifetime_seconds: float = Field(5 * 24 * 3600.0, gt=0)
+    smtp_timeout_seconds: float = Field(60.0, gt=0)
+    smtp_connections: int = Field(8, ge=1, description="relay connections kept open")
+    helo_name: str | None = None
+
+    # API
+    max_request_bytes: int = Field(40 * 1024 * 1024, ge=1024)
+    require_verified_domains: bool = True
+    rate_limit_per_ip: float = Field(10.0, ge=0, description="requests/s per IP, 0 = off")
+    rate_limit_per_key: float = Field(50.0, ge=0, description="requests/s per key, 0 = off")
+    rate_limit_burst: float = Field(2.0, ge=1, description="bucket size in seconds of rate")
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    # Direct MX delivery and inbound bounce processing
+    dns_resolvers: list[str] = Field(default_factory=list)
+    mx_port: int = 25
+    tls_policy: str = Field("opportunistic", description="opportunistic or require_verified")
+    inbound_bind: str = "127.0.0.1:2525"
+
+    @field_validator("tls_policy")
+    @classmethod
+    def _known_tls_policy(cls, value: str) -> str:
+        if value not in {"opportunistic", "require", "require_verified"}:
+            raise ValueError("tls_policy must be opportunistic, require or require_verified")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        return Path(self.database_url.split("///", 1)[1])
+
+    def check_production_secrets(self) -> None:
+        """Refuse to run in production with the published development secret."""
+        if (
+            self.environment == "production"
+            and self.secret_key.get_secret_value() == DEFAULT_SECRET
+        ):
+            raise RuntimeError("set POSTHOUSE_SECRET_KEY before running in production")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,315 @@
+"""ORM models: the one import point for every table. The migrations are the schema's truth."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from posthouse.db.base import Base, CreatedAtMixin, IdMixin, utcnow
+
+
+class Workspace(IdMixin, CreatedAtMixin, Base):
+    """A tenant: owns keys, senders, domains and messages; carries the reputation limits."""
+
+    __tablename__ = "workspace"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    monthly_quota: Mapped[int | None] = mapped_column(Integer)
+    max_bounce_rate: Mapped[float] = mapped_column(Float, default=0.05)
+    max_complaint_rate: Mapped[float] = mapped_column(Float, default=0.001)
+    rate_min_volume: Mapped[int] = mapped_column(Integer, default=100)
+    rate_window_days: Mapped[int] = mapped_column(Integer, default=30)
+    suspended_at: Mapped[datetime | None]
+    suspension_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApiKey(IdMixin, CreatedAtMixin, Base):
+    """A credential. Only hashes are stored: ``lookup_hash`` finds the row, ``secret_hash``
+    is compared in constant time. A key bound to a sender may send only as that sender."""
+
+    __tablename__ = "api_key"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), index=True)
+    sender_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sender.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    lookup_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(200), default="send")
+    revoked_at: Mapped[datetime | None]
+
+
+class Sender(IdMixin, CreatedAtMixin, Base):
+    """An address (``local@domain``) or a whole domain (``@domain``) a workspace sends from."""
+
+    __tablename__ = "sender"
+    __table_args__ = (UniqueConstraint("workspace_id", "email"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    domain_name: Mapped[str] = mapped_column(String(255), index=True)
+
+
+class Domain(IdMixin, CreatedAtMixin, Base):
+    """A sending domain ("email setup") with its DNS verification state."""
+
+    __tablename__ = "domain"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    return_path_domain: Mapped[str] = mapped_column(String(255))
+    verified_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
+
+
+class DkimKey(IdMixin, CreatedAtMixin, Base):
+    """A DKIM key pair; the active one signs. Several selectors allow rotation."""
+
+    __tablename__ = "dkim_key"
+    __table_args__ = (UniqueConstraint("domain_id", "selector"),)
+
+    domain_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("domain.id"), index=True)
+    selector: Mapped[str] = mapped_column(String(63))
+    private_key_pem: Mapped[str] = mapped_column(Text)
+    public_key_b64: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DomainRecord(IdMixin, Base):
+    """A DNS record the operator must publish, and whether it was last seen in DNS."""
+
+    __tablename__ = "domain_record"
+
+    domain_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("domain.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    type: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    checked_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Template(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "template"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+class Message(IdMixin, CreatedAtMixin, Base):
+    """One accepted submission, as accepted. Recipients live on its deliveries."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        Index("ix_message_sender_subject", "sender_id", "subject_key", "created_at"),
+        Index("ix_message_content", "workspace_id", "content_hash", "created_at"),
+        Index("ix_message_workspace_created", "workspace_id", "created_at"),
+    )
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    sender_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sender.id"))
+    api: Mapped[str] = mapped_column(String(20), default="native")
+    from_email: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str | None] = mapped_column(String(300))
+    to: Mapped[list[Any]]
+    cc: Mapped[list[Any]]
+    bcc: Mapped[list[Any]]
+    reply_to: Mapped[list[Any]]
+    subject: Mapped[str] = mapped_column(Text)
+    # A short digest of the subject, so reply-by-subject can use an index.
+    subject_key: Mapped[str] = mapped_column(String(32))
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]]
+    tags: Mapped[list[Any]]
+    message_id_header: Mapped[str] = mapped_column(String(300), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(300))
+    references: Mapped[str | None] = mapped_column(Text)
+    original_message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=False)
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachment_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Attachment(IdMixin, Base):
+    """File bytes live in the database so one commit covers the message and its files."""
+
+    __tablename__ = "attachment"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    content_id: Mapped[str | None] = mapped_column(String(255))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DEFERRED = "deferred"
+    HELD = "held"
+    SENT = "sent"
+    BOUNCED = "bounced"
+    REJECTED = "rejected"
+
+
+PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+
+
+class Delivery(IdMixin, CreatedAtMixin, Base):
+    """One envelope recipient of a message, and the queue row the worker claims."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        Index(
+            "ix_delivery_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('queued', 'deferred')"),
+            sqlite_where=text("status IN ('queued', 'deferred')"),
+        ),
+        Index(
+            "ix_delivery_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
+    )
+
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(3))  # to, cc, bcc
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_smtp_code: Mapped[int | None] = mapped_column(Integer)
+    last_smtp_reply: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    tracking_token: Mapped[str] = mapped_column(String(40), unique=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeliveryAttempt(IdMixin, Base):
+    """One SMTP conversation about one delivery, and how it ended."""
+
+    __tablename__ = "delivery_attempt"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("delivery.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
+    remote_host: Mapped[str | None] = mapped_column(String(255))
+
+
+class Event(IdMixin, Base):
+    """Something that happened to a delivery. ``dedupe_key`` makes ingestion idempotent."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_workspace_occurred", "workspace_id", "occurred_at"),
+        Index("ix_event_message", "message_id", "occurred_at"),
+    )
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"))
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("delivery.id"), index=True)
+    type: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]]
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class Suppression(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "suppression"
+    __table_args__ = (UniqueConstraint("workspace_id", "address"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    address: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(20))
+    expires_at: Mapped[datetime | None]
+    source_event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class IdempotencyRecord(IdMixin, CreatedAtMixin, Base):
+    """A client's idempotency key: claimed while in flight, then holds the response."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("workspace_id", "scope", "key"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    scope: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(300))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    completed_at: Mapped[datetime | None]
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MonthlyUsage(Base):
+    """Recipients accepted per workspace per calendar month (UTC): the quota counter."""
+
+    __tablename__ = "monthly_usage"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RateLimitBucket(Base):
+    """A token bucket shared by every api process."""
+
+    __tablename__ = "rate_limit_bucket"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class InboundReport(IdMixin, Base):
+    """Mail received on the return-path domain, kept when it could not be attributed."""
+
+    __tablename__ = "inbound_report"
+
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_to: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)

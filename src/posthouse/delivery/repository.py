@@ -1,0 +1,124 @@
+"""SQL for the delivery queue: claims with leases, contents, outcomes."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posthouse.db.models import Attachment, Delivery, DeliveryAttempt, DeliveryStatus, Message
+
+_delivery = Delivery.__table__
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: uuid.UUID
+    message_id: uuid.UUID
+    workspace_id: uuid.UUID
+    recipient: str
+    attempts: int  # including the one this claim starts
+    expires_at: datetime
+    tracking_token: str
+
+
+class QueueRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def release_expired_leases(self, *, now: datetime) -> int:
+        """Deliveries whose worker died mid-send become due again."""
+        result = await self.session.execute(
+            update(_delivery)
+            .where(text("status = 'sending'"), _delivery.c.lease_expires_at <= now)
+            .values(
+                status=DeliveryStatus.DEFERRED,
+                next_attempt_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        return result.rowcount or 0
+
+    async def claim(
+        self, *, owner: str, limit: int, now: datetime, lease: timedelta
+    ) -> list[ClaimedDelivery]:
+        """Take up to ``limit`` due deliveries. PostgreSQL skips rows other workers hold;
+        SQLite's BEGIN IMMEDIATE makes the whole claim one writer at a time."""
+        due = (
+            select(_delivery.c.id)
+            # Literal statuses so PostgreSQL can use the partial index ix_delivery_due.
+            .where(text("status IN ('queued', 'deferred')"), _delivery.c.next_attempt_at <= now)
+            .order_by(_delivery.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self.session.execute(
+            update(_delivery)
+            .where(_delivery.c.id.in_(due.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.SENDING,
+                attempts=_delivery.c.attempts + 1,
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                last_attempt_at=now,
+            )
+            .returning(
+                _delivery.c.id,
+                _delivery.c.message_id,
+                _delivery.c.workspace_id,
+                _delivery.c.recipient,
+                _delivery.c.attempts,
+                _delivery.c.expires_at,
+                _delivery.c.tracking_token,
+            )
+        )
+        return [ClaimedDelivery(*row) for row in rows]
+
+    async def contents(
+        self, message_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[Message, list[Attachment]]]:
+        messages = await self.session.scalars(select(Message).where(Message.id.in_(message_ids)))
+        result: dict[uuid.UUID, tuple[Message, list[Attachment]]] = {
+            m.id: (m, []) for m in messages
+        }
+        attachments = await self.session.scalars(
+            select(Attachment)
+            .where(Attachment.message_id.in_(message_ids))
+            .order_by(Attachment.message_id, Attachment.position)
+        )
+        for attachment in attachments:
+            result[attachment.message_id][1].append(attachment)
+        return result
+
+    async def record_outcomes(self, *, owner: str, updates: list[dict[str, Any]]) -> None:
+        """Apply outcomes to deliveries this worker still holds. A delivery whose lease
+        expired and was claimed again is left to its new holder."""
+        if not updates:
+            return
+        await self.session.execute(
+            update(_delivery)
+            .where(
+                _delivery.c.id == bindparam("b_id"),
+                _delivery.c.lease_owner == bindparam("b_owner"),
+                text("status = 'sending'"),
+            )
+            .values(
+                status=bindparam("b_status"),
+                next_attempt_at=bindparam("b_next_attempt_at"),
+                last_smtp_code=bindparam("b_code"),
+                last_smtp_reply=bindparam("b_reply"),
+                sent_at=bindparam("b_sent_at"),
+                updated_at=bindparam("b_updated_at"),
+                lease_owner=None,
+                lease_expires_at=None,
+            ),
+            [{**row, "b_owner": owner} for row in updates],
+        )
+
+    async def add_attempts(self, attempts: list[dict[str, Any]]) -> None:
+        if attempts:
+            await self.session.execute(insert(DeliveryAttempt.__table__), attempts)

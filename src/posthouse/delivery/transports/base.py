@@ -1,0 +1,32 @@
+"""What a transport is: something that hands one message to one recipient."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Outcome(StrEnum):
+    SENT = "sent"  # the next hop accepted it (250)
+    DEFERRED = "deferred"  # try again later (4xx, connection trouble, timeouts)
+    BOUNCED = "bounced"  # permanent failure (5xx, no such domain)
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    envelope_from: str
+    recipient: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    code: int | None
+    reply: str
+    remote_host: str | None = None
+
+
+class Transport(Protocol):
+    async def send(self, mail: OutgoingMail) -> SendResult: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,292 @@
+"""The delivery worker: claim due deliveries, send them with no transaction open, record.
+
+Invariants:
+- A claim is a short transaction that sets a lease; the SMTP conversation happens after
+  it committed; the outcome is written in another short transaction.
+- A worker that dies mid-send leaves its lease to expire; the delivery is then claimed
+  again and sent again (at-least-once, with the same Message-ID).
+- Outcomes are buffered in memory only until the recorder writes them; a crash loses the
+  record, never the delivery.
+"""
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from posthouse.config import Settings
+from posthouse.db.base import new_id, utcnow
+from posthouse.db.models import Attachment, DeliveryStatus, Message
+from posthouse.delivery.envelope import envelope_sender
+from posthouse.delivery.outcomes import classify
+from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
+from posthouse.delivery.retry import next_attempt_at
+from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult, Transport
+from posthouse.events import service as events_service
+from posthouse.events.types import EventType
+from posthouse.mime.builder import MimeAttachment, MimeContent, build_message
+
+log = logging.getLogger(__name__)
+
+_CONTENT_CACHE_SIZE = 512
+_RECORD_BATCH = 500
+
+
+@dataclass(frozen=True)
+class _Result:
+    delivery: ClaimedDelivery
+    send: SendResult
+    started_at: datetime
+    finished_at: datetime
+
+
+def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent:
+    return MimeContent(
+        from_email=message.from_email,
+        from_name=message.from_name,
+        to=[(a.get("name"), a["email"]) for a in message.to],
+        cc=[(a.get("name"), a["email"]) for a in message.cc],
+        reply_to=[(a.get("name"), a["email"]) for a in message.reply_to],
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        headers=message.headers,
+        message_id=message.message_id_header,
+        date=message.created_at,
+        in_reply_to=message.in_reply_to,
+        references=message.references,
+        attachments=tuple(
+            MimeAttachment(a.filename, a.content_type, a.data, a.content_id) for a in attachments
+        ),
+    )
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        settings: Settings,
+        owner: str | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.transport = transport
+        self.settings = settings
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.wakeup = asyncio.Event()
+        self._send_slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._max_in_flight = settings.worker_concurrency * 2
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._results: asyncio.Queue[_Result] = asyncio.Queue()
+        self._contents: OrderedDict[uuid.UUID, tuple[Message, MimeContent]] = OrderedDict()
+        self._last_sweep = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; sends in flight then finish and are recorded."""
+        recorder = asyncio.create_task(self._record_forever(), name="posthouse-recorder")
+        try:
+            while not stop.is_set():
+                if len(self._in_flight) >= self._max_in_flight:
+                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    claimed = await self._claim_and_dispatch()
+                except Exception:
+                    log.exception("claiming deliveries failed; retrying shortly")
+                    claimed = 0
+                if not claimed:
+                    await self._idle(stop)
+        finally:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight)
+            await self._results.join()
+            recorder.cancel()
+
+    async def run_until_idle(self) -> int:
+        """Deliver everything due now, then return how many attempts were made."""
+        recorder = asyncio.create_task(self._record_forever())
+        total = 0
+        try:
+            while True:
+                claimed = await self._claim_and_dispatch()
+                if self._in_flight:
+                    await asyncio.wait(self._in_flight)
+                await self._results.join()
+                total += claimed
+                if not claimed:
+                    return total
+        finally:
+            recorder.cancel()
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())]
+        try:
+            await asyncio.wait(
+                waiters,
+                timeout=self.settings.worker_poll_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self.wakeup.clear()
+
+    async def _claim_and_dispatch(self) -> int:
+        limit = min(self.settings.worker_batch_size, self._max_in_flight - len(self._in_flight))
+        now = utcnow()
+        sweep_every = min(5.0, self.settings.lease_seconds / 2)
+        async with self.sessionmaker.begin() as session:
+            queue = QueueRepository(session)
+            if now.timestamp() - self._last_sweep >= sweep_every:
+                self._last_sweep = now.timestamp()
+                released = await queue.release_expired_leases(now=now)
+                if released:
+                    log.warning("released %d deliveries whose lease expired", released)
+            claimed = await queue.claim(
+                owner=self.owner,
+                limit=limit,
+                now=now,
+                lease=timedelta(seconds=self.settings.lease_seconds),
+            )
+            missing = {d.message_id for d in claimed} - self._contents.keys()
+            if missing:
+                for message, attachments in (await queue.contents(list(missing))).values():
+                    self._remember(message, mime_content(message, attachments))
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(claimed)
+
+    def _remember(self, message: Message, content: MimeContent) -> None:
+        self._contents[message.id] = (message, content)
+        self._contents.move_to_end(message.id)
+        while len(self._contents) > _CONTENT_CACHE_SIZE:
+            self._contents.popitem(last=False)
+
+    async def _deliver(self, delivery: ClaimedDelivery) -> None:
+        async with self._send_slots:
+            started = utcnow()
+            try:
+                message, content = self._contents[delivery.message_id]
+                self._contents.move_to_end(delivery.message_id)
+                mail = OutgoingMail(
+                    envelope_from=envelope_sender(message),
+                    recipient=delivery.recipient,
+                    data=build_message(content),
+                )
+                result = await asyncio.wait_for(
+                    self.transport.send(mail), timeout=self.settings.smtp_timeout_seconds * 3
+                )
+            except Exception as error:
+                log.warning("delivery %s failed: %r", delivery.id, error)
+                result = classify(error)
+            await self._results.put(_Result(delivery, result, started, utcnow()))
+
+    async def _record_forever(self) -> None:
+        while True:
+            batch = [await self._results.get()]
+            while len(batch) < _RECORD_BATCH and not self._results.empty():
+                batch.append(self._results.get_nowait())
+            delay = 0.1
+            while True:
+                try:
+                    async with self.sessionmaker.begin() as session:
+                        await self._record(session, batch)
+                    break
+                except Exception:
+                    # Keep the outcomes: the database may come back before the leases expire.
+                    log.exception("recording %d outcomes failed; retrying", len(batch))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            for _ in batch:
+                self._results.task_done()
+
+    async def _record(self, session: AsyncSession, batch: list[_Result]) -> None:
+        updates, attempts, events = [], [], []
+        for result in batch:
+            delivery, send = result.delivery, result.send
+            status, event_type, next_at = self._status_after(result)
+            reply = send.reply
+            if status == DeliveryStatus.BOUNCED and send.outcome == Outcome.DEFERRED:
+                reply = f"gave up after {delivery.attempts} attempts: {send.reply}"
+            updates.append(
+                {
+                    "b_id": delivery.id,
+                    "b_status": status,
+                    "b_next_attempt_at": next_at or result.finished_at,
+                    "b_code": send.code,
+                    "b_reply": reply[:2000],
+                    "b_sent_at": result.finished_at if status == DeliveryStatus.SENT else None,
+                    "b_updated_at": result.finished_at,
+                }
+            )
+            attempts.append(
+                {
+                    "id": new_id(),
+                    "delivery_id": delivery.id,
+                    "number": delivery.attempts,
+                    "started_at": result.started_at,
+                    "finished_at": result.finished_at,
+                    "outcome": send.outcome,
+                    "smtp_code": send.code,
+                    "smtp_reply": send.reply[:2000],
+                    "remote_host": send.remote_host,
+                }
+            )
+            suffix = "" if event_type != EventType.DELIVERY_DELAY else f":{delivery.attempts}"
+            events.append(
+                events_service.NewEvent(
+                    workspace_id=delivery.workspace_id,
+                    message_id=delivery.message_id,
+                    delivery_id=delivery.id,
+                    type=event_type,
+                    occurred_at=result.finished_at,
+                    dedupe_key=f"{delivery.id}:{event_type}{suffix}",
+                    data=_event_data(result, status, reply),
+                )
+            )
+        queue = QueueRepository(session)
+        await queue.record_outcomes(owner=self.owner, updates=updates)
+        await queue.add_attempts(attempts)
+        await events_service.ingest(session, events)
+
+    def _status_after(self, result: _Result) -> tuple[DeliveryStatus, EventType, datetime | None]:
+        outcome = result.send.outcome
+        if outcome == Outcome.SENT:
+            return DeliveryStatus.SENT, EventType.DELIVERY, None
+        if outcome == Outcome.BOUNCED:
+            return DeliveryStatus.BOUNCED, EventType.BOUNCE, None
+        next_at = next_attempt_at(
+            attempts=result.delivery.attempts,
+            now=result.finished_at,
+            expires_at=result.delivery.expires_at,
+            base_seconds=self.settings.retry_base_seconds,
+            max_seconds=self.settings.retry_max_seconds,
+        )
+        if next_at is None:
+            return DeliveryStatus.BOUNCED, EventType.BOUNCE, None
+        return DeliveryStatus.DEFERRED, EventType.DELIVERY_DELAY, next_at
+
+
+def _event_data(result: _Result, status: DeliveryStatus, reply: str) -> dict[str, object]:
+    data: dict[str, object] = {
+        "recipient": result.delivery.recipient,
+        "smtp_code": result.send.code,
+        "smtp_reply": reply[:2000],
+        "remote_host": result.send.remote_host,
+        "attempt": result.delivery.attempts,
+    }
+    if status == DeliveryStatus.BOUNCED:
+        permanent = result.send.outcome == Outcome.BOUNCED
+        data["bounce_type"] = "Permanent" if permanent else "Transient"
+        data["bounce_subtype"] = "General" if permanent else "QueueLifetimeExpired"
+    return data

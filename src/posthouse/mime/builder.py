@@ -1,0 +1,151 @@
+"""Build the RFC 5322 message for a delivery.
+
+Written directly rather than through email.message: the stdlib generator costs ~4 ms a
+message, which alone would cap a core near 250 deliveries/s. Every header value that
+reaches this module was checked for CR/LF/NUL by sending.validation; this module only
+encodes. The tests re-parse its output under ``email.policy.strict`` and expect no defects.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+
+from posthouse.mime import encoding
+from posthouse.mime.text import html_to_text
+
+
+@dataclass(frozen=True)
+class MimeAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MimeContent:
+    """Everything a message's bytes depend on; one per message, shared by its deliveries."""
+
+    from_email: str
+    from_name: str | None
+    to: list[tuple[str | None, str]]
+    cc: list[tuple[str | None, str]]
+    reply_to: list[tuple[str | None, str]]
+    subject: str
+    html: str | None
+    text: str | None
+    message_id: str
+    date: datetime
+    headers: dict[str, str] = field(default_factory=dict)
+    in_reply_to: str | None = None
+    references: str | None = None
+    attachments: tuple[MimeAttachment, ...] = ()
+
+
+@dataclass
+class _Part:
+    headers: list[str]
+    body: bytes = b""
+    children: list["_Part"] = field(default_factory=list)
+    boundary: str = ""
+
+    def render(self, out: list[bytes]) -> None:
+        out.append("\r\n".join(self.headers).encode("ascii"))
+        out.append(b"\r\n\r\n")
+        if not self.children:
+            out.append(self.body)
+            return
+        delimiter = f"--{self.boundary}".encode("ascii")
+        for index, child in enumerate(self.children):
+            out.append((b"\r\n" if index else b"") + delimiter + b"\r\n")
+            child.render(out)
+        out.append(b"\r\n" + delimiter + b"--\r\n")
+
+
+def _multipart(subtype: str, children: list[_Part]) -> _Part:
+    # "=_" never occurs in quoted-printable or base64 output, so the boundary cannot collide.
+    boundary = f"=_ph_{secrets.token_hex(12)}"
+    header = encoding.content_header(
+        "Content-Type", f"multipart/{subtype}", [f'boundary="{boundary}"']
+    )
+    return _Part(headers=[header], children=children, boundary=boundary)
+
+
+def _text_part(subtype: str, text: str) -> _Part:
+    ascii_share = sum(1 for c in text[:4000] if c.isascii()) / max(1, min(len(text), 4000))
+    if ascii_share < 0.6:
+        body, cte = (
+            encoding.base64_body(text.replace("\r\n", "\n").replace("\n", "\r\n").encode()),
+            "base64",
+        )
+    else:
+        body, cte = encoding.quoted_printable(text), "quoted-printable"
+    return _Part(
+        headers=[
+            f'Content-Type: text/{subtype}; charset="utf-8"',
+            f"Content-Transfer-Encoding: {cte}",
+        ],
+        body=body,
+    )
+
+
+def _file_part(attachment: MimeAttachment, *, inline: bool) -> _Part:
+    headers = [
+        encoding.content_header(
+            "Content-Type", attachment.content_type, encoding.parameter("name", attachment.filename)
+        ),
+        "Content-Transfer-Encoding: base64",
+        encoding.content_header(
+            "Content-Disposition",
+            "inline" if inline else "attachment",
+            encoding.parameter("filename", attachment.filename),
+        ),
+    ]
+    if inline and attachment.content_id:
+        headers.append(f"Content-ID: <{attachment.content_id}>")
+    return _Part(headers=headers, body=encoding.base64_body(attachment.data))
+
+
+def _body(content: MimeContent) -> _Part:
+    text = content.text or (html_to_text(content.html) if content.html else "")
+    if not content.html:
+        body = _text_part("plain", text)
+        files = list(content.attachments)
+    else:
+        html: _Part = _text_part("html", content.html)
+        inline = [a for a in content.attachments if a.content_id]
+        if inline:
+            html = _multipart("related", [html, *(_file_part(a, inline=True) for a in inline)])
+        body = _multipart("alternative", [_text_part("plain", text), html])
+        files = [a for a in content.attachments if not a.content_id]
+    if files:
+        body = _multipart("mixed", [body, *(_file_part(a, inline=False) for a in files)])
+    return body
+
+
+def build_message(content: MimeContent, *, extra_headers: dict[str, str] | None = None) -> bytes:
+    """The message's bytes, CRLF line endings, ready for SMTP DATA (before dot-stuffing)."""
+    headers = [
+        encoding.address_list("From", [(content.from_name, content.from_email)]),
+        encoding.address_list("To", content.to),
+    ]
+    if content.cc:
+        headers.append(encoding.address_list("Cc", content.cc))
+    if content.reply_to:
+        headers.append(encoding.address_list("Reply-To", content.reply_to))
+    headers.append(encoding.unstructured("Subject", content.subject))
+    headers.append(f"Date: {format_datetime(content.date)}")
+    headers.append(f"Message-ID: {content.message_id}")
+    if content.in_reply_to:
+        headers.append(f"In-Reply-To: {content.in_reply_to}")
+    if content.references:
+        headers.append(encoding.fold("References", content.references.split()))
+    custom = {**content.headers, **(extra_headers or {})}
+    headers.extend(encoding.unstructured(name, value) for name, value in custom.items())
+    headers.append("MIME-Version: 1.0")
+    body = _body(content)
+    body.headers = headers + body.headers
+    out: list[bytes] = []
+    body.render(out)
+    return b"".join(out)

@@ -1,0 +1,118 @@
+"""Header and body encodings (RFC 2045, 2047, 2231, 5322) with the C codecs in binascii.
+
+Callers pass values already checked for CR/LF/NUL; these functions only encode and fold.
+"""
+
+import base64
+import binascii
+import re
+from urllib.parse import quote
+
+MAX_LINE = 78
+_ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
+_SIMPLE_PARAM = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e ]{1,60}$")
+
+
+def is_ascii(value: str) -> bool:
+    return value.isascii()
+
+
+def encoded_words(value: str) -> list[str]:
+    """RFC 2047 B-encoded words of at most 75 characters, split on character boundaries."""
+    words: list[str] = []
+    chunk = b""
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > 45:  # 45 bytes -> 60 base64 chars + 12 of wrapper
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    if chunk:
+        words.append(chunk)
+    return ["=?utf-8?b?" + base64.b64encode(w).decode("ascii") + "?=" for w in words]
+
+
+def fold(name: str, tokens: list[str]) -> str:
+    """Join tokens with folding white space so lines stay within 78 characters when they can."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for token in filter(None, tokens):
+        if len(line) + 1 + len(token) > MAX_LINE and line != f"{name}:":
+            lines.append(line)
+            line = " " + token
+        else:
+            line += " " + token
+    lines.append(line)
+    return "\r\n".join(lines)
+
+
+def unstructured(name: str, value: str) -> str:
+    """Subject and other free-text headers."""
+    if is_ascii(value) and "=?" not in value:
+        return (
+            fold(name, value.split(" "))
+            if len(name) + len(value) + 2 > MAX_LINE
+            else f"{name}: {value}"
+        )
+    return fold(name, encoded_words(value))
+
+
+def phrase(display_name: str) -> list[str]:
+    """A display name as tokens: an atom phrase, a quoted string, or encoded words."""
+    if not is_ascii(display_name):
+        return encoded_words(display_name)
+    if _ATOM_PHRASE.match(display_name) and "=?" not in display_name:
+        return display_name.split(" ")
+    escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
+    return [f'"{escaped}"']
+
+
+def address_list(name: str, addresses: list[tuple[str | None, str]]) -> str:
+    tokens: list[str] = []
+    for index, (display_name, email) in enumerate(addresses):
+        separator = "," if index < len(addresses) - 1 else ""
+        if display_name:
+            tokens.extend(phrase(display_name))
+            tokens.append(f"<{email}>{separator}")
+        else:
+            tokens.append(f"{email}{separator}")
+    return fold(name, tokens)
+
+
+def parameter(name: str, value: str) -> list[str]:
+    """A MIME parameter: quoted when simple ASCII, else RFC 2231 with continuations."""
+    if _SIMPLE_PARAM.match(value):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return [f'{name}="{escaped}"']
+    encoded = quote(value.encode("utf-8"), safe="")
+    if len(encoded) <= 60:
+        return [f"{name}*=utf-8''{encoded}"]
+    parts: list[str] = []
+    index = 0
+    while encoded:
+        cut = 60
+        # never split a %XX escape
+        while cut < len(encoded) and "%" in encoded[cut - 2 : cut]:
+            cut -= 1
+        piece, encoded = encoded[:cut], encoded[cut:]
+        prefix = "utf-8''" if index == 0 else ""
+        parts.append(f"{name}*{index}*={prefix}{piece}")
+        index += 1
+    return parts
+
+
+def content_header(name: str, value: str, params: list[str]) -> str:
+    tokens = [value + (";" if params else "")]
+    for index, param in enumerate(params):
+        tokens.append(param + (";" if index < len(params) - 1 else ""))
+    return fold(name, tokens)
+
+
+def quoted_printable(text: str) -> bytes:
+    normal = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(normal.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def base64_body(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")

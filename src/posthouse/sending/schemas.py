@@ -1,0 +1,86 @@
+"""The canonical request every front door translates into, and its validated form."""
+
+import uuid
+from dataclasses import dataclass, field
+
+from posthouse.sending.addresses import Address
+
+AddressInput = str | Address
+
+
+@dataclass
+class AttachmentInput:
+    filename: str
+    data: bytes
+    content_type: str | None = None
+    content_id: str | None = None  # set for inline images referenced as cid:...
+
+
+@dataclass
+class SendRequest:
+    """What a client asked for, as given: nothing here has been checked yet."""
+
+    sender: AddressInput | None
+    to: list[AddressInput]
+    subject: str | None
+    html: str | None = None
+    text: str | None = None
+    cc: list[AddressInput] = field(default_factory=list)
+    bcc: list[AddressInput] = field(default_factory=list)
+    reply_to: list[AddressInput] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    attachments: list[AttachmentInput] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    external_id: str | None = None
+    track_opens: bool = False
+    track_clicks: bool = False
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Threading headers for a reply (RFC 5322 section 3.6.4)."""
+
+    in_reply_to: str
+    references: str
+    original_message_id: uuid.UUID
+
+
+@dataclass
+class ValidAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None
+    sha256: str
+
+
+@dataclass
+class ValidSend:
+    """A request that passed every rule: safe to store, render and send."""
+
+    sender: Address
+    to: list[Address]
+    cc: list[Address]
+    bcc: list[Address]
+    reply_to: list[Address]
+    subject: str
+    html: str | None
+    text: str | None
+    headers: dict[str, str]
+    attachments: list[ValidAttachment]
+    tags: list[str]
+    external_id: str | None
+    track_opens: bool
+    track_clicks: bool
+
+    def envelope_recipients(self) -> list[tuple[str, str]]:
+        """(kind, address) once per distinct address, to before cc before bcc."""
+        seen: set[str] = set()
+        result = []
+        for kind, addresses in (("to", self.to), ("cc", self.cc), ("bcc", self.bcc)):
+            for address in addresses:
+                key = address.email.lower()
+                if key not in seen:
+                    seen.add(key)
+                    result.append((kind, address.email))
+        return result

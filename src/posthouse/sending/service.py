@@ -1,0 +1,263 @@
+"""submit() and reply(): the one path from an accepted request to durable queue rows.
+
+Invariant: nothing here commits. The caller's transaction holds the message, its files
+and one delivery per envelope recipient; the API answers 2xx only after that commit.
+"""
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from posthouse.accounts.service import SenderCredentials, ensure_sends_as
+from posthouse.db.base import new_id, utcnow
+from posthouse.db.models import Attachment, Delivery, Message
+from posthouse.errors import MessageNotFound, SenderNotFound
+from posthouse.sending.addresses import Address
+from posthouse.sending.ids import parse_reference_id
+from posthouse.sending.repository import MessageRepository
+from posthouse.sending.schemas import SendRequest, Thread, ValidSend
+from posthouse.sending.validation import SendLimits, validate_send
+
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?)\s*:\s*)+", re.IGNORECASE)
+
+
+@dataclass
+class SubmitOptions:
+    queue_lifetime: timedelta = timedelta(days=5)
+    limits: SendLimits = field(default_factory=SendLimits)
+    api: str = "native"
+
+
+@dataclass
+class Accepted:
+    message: Message
+    send: ValidSend
+    deliveries: list[Delivery]
+    suppressed: list[str] = field(default_factory=list)
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    credentials: SenderCredentials,
+    request: SendRequest,
+    options: SubmitOptions,
+    thread: Thread | None = None,
+) -> Accepted:
+    """Validate, apply the sender's rules and store the message with its queue rows."""
+    send = validate_send(request, options.limits)
+    ensure_sends_as(credentials, send.sender.email)
+    return await _store(session, credentials=credentials, send=send, options=options, thread=thread)
+
+
+async def _store(
+    session: AsyncSession,
+    *,
+    credentials: SenderCredentials,
+    send: ValidSend,
+    options: SubmitOptions,
+    thread: Thread | None,
+) -> Accepted:
+    workspace = credentials.workspace
+    now = utcnow()
+    message_id = new_id()
+    domain = send.sender.email.rsplit("@", 1)[1]
+    message = Message(
+        id=message_id,
+        created_at=now,
+        workspace_id=workspace.id,
+        sender_id=credentials.sender.id,
+        api=options.api,
+        from_email=send.sender.email,
+        from_name=send.sender.name,
+        to=[a.as_json() for a in send.to],
+        cc=[a.as_json() for a in send.cc],
+        bcc=[a.as_json() for a in send.bcc],
+        reply_to=[a.as_json() for a in send.reply_to],
+        subject=send.subject,
+        subject_key=subject_key(send.subject),
+        html=send.html,
+        text=send.text,
+        headers=send.headers,
+        tags=send.tags,
+        message_id_header=f"<{ULID.from_uuid(message_id)}@{domain}>",
+        in_reply_to=thread.in_reply_to if thread else None,
+        references=thread.references if thread else None,
+        original_message_id=thread.original_message_id if thread else None,
+        content_hash=content_hash(send),
+        external_id=send.external_id,
+        track_opens=send.track_opens,
+        track_clicks=send.track_clicks,
+        attachment_count=len(send.attachments),
+    )
+    attachments = [
+        Attachment(
+            message_id=message_id,
+            position=position,
+            filename=a.filename,
+            content_type=a.content_type,
+            content_id=a.content_id,
+            inline=a.content_id is not None,
+            size=len(a.data),
+            sha256=a.sha256,
+            data=a.data,
+        )
+        for position, a in enumerate(send.attachments)
+    ]
+    expires_at = now + options.queue_lifetime
+    deliveries = [
+        Delivery(
+            message_id=message_id,
+            workspace_id=workspace.id,
+            recipient=recipient,
+            kind=kind,
+            next_attempt_at=now,
+            expires_at=expires_at,
+            tracking_token=secrets.token_urlsafe(18),
+            created_at=now,
+            updated_at=now,
+        )
+        for kind, recipient in send.envelope_recipients()
+    ]
+    await MessageRepository(session).add(message, attachments, deliveries)
+    return Accepted(message=message, send=send, deliveries=deliveries)
+
+
+@dataclass
+class ReplyResult:
+    accepted: Accepted
+    original: Message | None
+
+
+async def reply_to_reference(
+    session: AsyncSession,
+    *,
+    credentials: SenderCredentials,
+    reference_id: str,
+    request: SendRequest,
+    options: SubmitOptions,
+) -> ReplyResult:
+    """Reply in the thread of one of this sender's emails. ``request.to`` defaults to the
+    original's sender; the subject is the original's with exactly one ``Re: ``."""
+    original = await _own_message(session, credentials=credentials, reference_id=reference_id)
+    if original is None:
+        raise MessageNotFound(f"No API e-mail found for referenceId {reference_id}")
+    request.sender = _address_of(original)
+    request.subject = reply_subject(original.subject)
+    if not request.to:
+        request.to = [_address_of(original)]
+    accepted = await submit(
+        session, credentials=credentials, request=request, options=options, thread=_thread(original)
+    )
+    return ReplyResult(accepted, original)
+
+
+async def reply_to_subject(
+    session: AsyncSession,
+    *,
+    credentials: SenderCredentials,
+    from_email: str,
+    subject: str,
+    request: SendRequest,
+    options: SubmitOptions,
+) -> ReplyResult:
+    """Reply to the sender's most recent email with this subject (``Re:`` prefixes
+    ignored); with none, start a new thread. ``request.to`` defaults to the sender."""
+    try:
+        ensure_sends_as(credentials, from_email.strip().lower())
+    except SenderNotFound:
+        raise SenderNotFound("Sender email not registered") from None
+    original = await MessageRepository(session).latest_by_subject(
+        sender_id=credentials.sender.id, subject_key=subject_key(subject)
+    )
+    request.sender = from_email.strip()
+    request.subject = reply_subject(original.subject if original else subject)
+    if not request.to:
+        request.to = [from_email.strip()]
+    thread = _thread(original) if original else None
+    accepted = await submit(
+        session, credentials=credentials, request=request, options=options, thread=thread
+    )
+    return ReplyResult(accepted, original)
+
+
+async def get_message(
+    session: AsyncSession, *, credentials: SenderCredentials, reference_id: str
+) -> tuple[Message, list[Delivery]]:
+    message = await _own_message(session, credentials=credentials, reference_id=reference_id)
+    if message is None:
+        raise MessageNotFound(f"No API e-mail found for referenceId {reference_id}")
+    return message, await MessageRepository(session).deliveries(message.id)
+
+
+async def _own_message(
+    session: AsyncSession, *, credentials: SenderCredentials, reference_id: str
+) -> Message | None:
+    """The message, if it exists and belongs to the caller's sender: otherwise None, so
+    "not yours" and "does not exist" are indistinguishable."""
+    message_id = parse_reference_id(reference_id)
+    if message_id is None:
+        return None
+    message = await MessageRepository(session).get(
+        message_id, workspace_id=credentials.workspace.id
+    )
+    if message is None or message.sender_id != credentials.sender.id:
+        return None
+    return message
+
+
+async def attachment_summaries(session: AsyncSession, *, message_id: uuid.UUID) -> list[Attachment]:
+    return await MessageRepository(session).attachments_without_data(message_id)
+
+
+def _address_of(message: Message) -> str:
+    return Address(message.from_email, message.from_name).formatted()
+
+
+def _thread(original: Message) -> Thread:
+    references = " ".join(filter(None, [original.references, original.message_id_header]))
+    # RFC 5322 lets References grow without bound; keep the first and the latest ids.
+    ids = references.split()
+    if len(ids) > 20:
+        ids = ids[:1] + ids[-19:]
+    return Thread(
+        in_reply_to=original.message_id_header,
+        references=" ".join(ids),
+        original_message_id=original.id,
+    )
+
+
+def strip_reply_prefix(subject: str) -> str:
+    return _REPLY_PREFIX.sub("", subject).strip()
+
+
+def reply_subject(subject: str) -> str:
+    return "Re: " + strip_reply_prefix(subject)
+
+
+def subject_key(subject: str) -> str:
+    normal = " ".join(strip_reply_prefix(subject).casefold().split())
+    return hashlib.sha256(normal.encode()).hexdigest()[:32]
+
+
+def content_hash(send: ValidSend) -> str:
+    """What makes two sends "the same email" for automatic duplicate detection."""
+    digest = hashlib.sha256()
+    parts = [
+        send.sender.email,
+        ",".join(sorted(r for _, r in send.envelope_recipients())),
+        send.subject,
+        send.html or "",
+        send.text or "",
+        *(f"{a.filename}:{a.sha256}" for a in send.attachments),
+    ]
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()

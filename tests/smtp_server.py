@@ -1,0 +1,99 @@
+"""A real SMTP server (aiosmtpd) on loopback that records what it receives.
+
+Tests script its answers: ``server.rcpt_replies`` / ``server.data_replies`` are queues of
+replies returned in order (then 250), and ``server.data_delay`` holds DATA open.
+"""
+
+import asyncio
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    def message(self) -> EmailMessage:
+        parsed = BytesParser(policy=policy.strict).parsebytes(self.data)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class RecordingHandler:
+    received: list[Received] = field(default_factory=list)
+    rcpt_replies: deque[str] = field(default_factory=deque)
+    data_replies: deque[str] = field(default_factory=deque)
+    data_delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            reply = self.rcpt_replies.popleft() if self.rcpt_replies else None
+        if reply and not reply.startswith("250"):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        with self.lock:
+            reply = self.data_replies.popleft() if self.data_replies else "250 2.0.0 Queued"
+        if reply.startswith("250"):
+            data = envelope.original_content or b""
+            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), data))
+        return reply
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SmtpServer:
+    def __init__(self, handler: RecordingHandler | None = None, **kwargs: Any) -> None:
+        self.handler = handler or RecordingHandler()
+        self.controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=free_port(),
+            data_size_limit=60 * 2**20,
+            **kwargs,
+        )
+
+    def start(self) -> "SmtpServer":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.received
