@@ -156,3 +156,14 @@ def multipart(
     ]
     parts += [("attachments", (name, data, ctype)) for name, data, ctype in files]
     return {"files": parts}
+
+
+async def make_workspace_key(
+    sessionmaker: async_sessionmaker[AsyncSession], workspace: str = "acme", scopes: str = "admin send"
+) -> dict[str, str]:
+    """Headers carrying a fresh workspace key."""
+    from posthouse.accounts.service import create_workspace_key
+
+    async with sessionmaker.begin() as session:
+        issued = await create_workspace_key(session, workspace_name=workspace, scopes=scopes)
+    return {"Authorization": f"Bearer {issued.token}"}

@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 sender_app = typer.Typer(help="Manage senders and their tokens.", no_args_is_help=True)
 app.add_typer(sender_app, name="sender")
+key_app = typer.Typer(help="Manage workspace API keys.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
 
 T = TypeVar("T")
 
@@ -162,6 +164,38 @@ def sender_add(
     typer.echo(f"access token: {issued.access_token}")
     typer.echo(f"secret token: {issued.secret_token}")
     typer.echo("The tokens are shown once; posthouse stores only their hashes.")
+
+
+@key_app.command("create")
+def key_create(
+    workspace: Annotated[
+        str, typer.Option(help="Workspace name (created when missing).")
+    ] = "default",
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    scopes: Annotated[
+        str, typer.Option(help="Space-separated scopes: admin, send.")
+    ] = "admin send",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a workspace key for the admin API (Authorization: Bearer ...). Shown once."""
+    from posthouse.accounts.service import create_workspace_key
+
+    settings = get_settings()
+    issued = _run(
+        lambda: _with_session(
+            settings,
+            lambda s: create_workspace_key(s, workspace_name=workspace, name=name, scopes=scopes),
+        )
+    )
+    if as_json:
+        typer.echo(
+            json.dumps({"workspace": issued.workspace.name, "key": issued.token, "scopes": scopes})
+        )
+        return
+    typer.echo(
+        f"workspace: {issued.workspace.name}\nkey:       {issued.token}\nscopes:    {scopes}"
+    )
+    typer.echo("The key is shown once; posthouse stores only its hash.")
 
 
 @app.command()

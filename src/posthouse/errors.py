@@ -25,6 +25,10 @@ class Unauthenticated(PosthouseError):
     status_code = 401
 
 
+class Forbidden(PosthouseError):
+    status_code = 403
+
+
 class NotFound(PosthouseError):
     status_code = 404
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posthouse.accounts import tokens
 from posthouse.accounts.repository import AccountRepository
 from posthouse.db.models import ApiKey, Sender, Workspace
-from posthouse.errors import SenderNotFound, ValidationFailed
+from posthouse.errors import Forbidden, SenderNotFound, Unauthenticated, ValidationFailed
 from posthouse.sending.addresses import normalize_email
 
 
@@ -26,6 +26,24 @@ class SenderCredentials:
     key: ApiKey
     workspace: Workspace
     sender: Sender
+
+
+@dataclass(frozen=True)
+class WorkspaceCredentials:
+    """A workspace-scoped key (``Authorization: Bearer phk_...``) and its scopes."""
+
+    key: ApiKey
+    workspace: Workspace
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.key.scopes.split()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    workspace: Workspace
+    key: ApiKey
+    token: str
 
 
 async def get_or_create_workspace(session: AsyncSession, *, name: str) -> Workspace:
@@ -96,3 +114,40 @@ def ensure_sends_as(credentials: SenderCredentials, from_email: str) -> None:
     )
     if not allowed:
         raise SenderNotFound("Sender email is not found in platform!")
+
+
+async def create_workspace_key(
+    session: AsyncSession, *, workspace_name: str, name: str = "", scopes: str = "admin send"
+) -> IssuedKey:
+    """Issue a workspace-wide key (not bound to one sender). Shown once, stored hashed."""
+    workspace = await get_or_create_workspace(session, name=workspace_name)
+    token, lookup, secret_digest = tokens.new_workspace_key()
+    key = ApiKey(
+        workspace_id=workspace.id,
+        sender_id=None,
+        name=name or "workspace key",
+        lookup_hash=lookup,
+        secret_hash=secret_digest,
+        scopes=scopes,
+    )
+    await AccountRepository(session).add(key)
+    return IssuedKey(workspace, key, token)
+
+
+async def authenticate_workspace_key(
+    session: AsyncSession, *, token: str, scope: str
+) -> WorkspaceCredentials:
+    """Resolve a ``phk_`` key that carries ``scope``; anything else is Unauthenticated."""
+    parts = tokens.split_workspace_key(token)
+    found = await AccountRepository(session).key_with_sender(parts[0]) if parts else None
+    expected = found[0].secret_hash if found else tokens.digest("")
+    secret = parts[1] if parts else ""
+    if not tokens.secret_matches(secret, expected) or found is None or found[1] is not None:
+        raise Unauthenticated("invalid API key")
+    key = found[0]
+    workspace = await AccountRepository(session).workspace(key.workspace_id)
+    assert workspace is not None  # foreign key
+    credentials = WorkspaceCredentials(key, workspace)
+    if not credentials.allows(scope):
+        raise Forbidden(f"this key lacks the {scope!r} scope")
+    return credentials

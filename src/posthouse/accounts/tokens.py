@@ -10,6 +10,7 @@ import secrets
 
 ACCESS_PREFIX = "pha_"
 SECRET_PREFIX = "phs_"
+KEY_PREFIX = "phk_"
 
 
 def digest(token: str) -> str:
@@ -26,3 +27,17 @@ def new_secret_token() -> str:
 
 def secret_matches(secret: str, expected_digest: str) -> bool:
     return hmac.compare_digest(digest(secret), expected_digest)
+
+
+def new_workspace_key() -> tuple[str, str, str]:
+    """A single-string key ``phk_<id>.<secret>``: returns (key, lookup digest, secret digest)."""
+    key_id, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(32)
+    return f"{KEY_PREFIX}{key_id}.{secret}", digest(KEY_PREFIX + key_id), digest(secret)
+
+
+def split_workspace_key(key: str) -> tuple[str, str] | None:
+    """(lookup digest, secret) of a ``phk_`` key, or None when it is not one."""
+    if not key.startswith(KEY_PREFIX) or "." not in key:
+        return None
+    key_id, secret = key.split(".", 1)
+    return digest(key_id), secret
