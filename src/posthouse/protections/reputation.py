@@ -1,0 +1,101 @@
+"""Bounce and complaint rates over a rolling window, and the suspension they cause.
+
+Rates count distinct deliveries since the later of the window start and the last time an
+operator lifted a suspension: hard-bounced / (delivered + hard-bounced) and
+complained / (delivered + hard-bounced). They are judged only once that volume reaches
+the workspace's ``rate_min_volume``; crossing a threshold suspends the workspace, which
+refuses sends (submit) and holds queued deliveries (worker) until an operator lifts it.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posthouse.db.base import utcnow
+from posthouse.db.models import Workspace
+from posthouse.errors import WorkspaceSuspended
+from posthouse.protections.repository import ReputationRepository
+
+HIGH_BOUNCE_RATE = "high bounce rate"
+HIGH_COMPLAINT_RATE = "high complaint rate"
+
+
+@dataclass(frozen=True)
+class Rates:
+    since: datetime
+    volume: int
+    bounced: int
+    complained: int
+    judged: bool  # volume reached the minimum
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.bounced / self.volume if self.volume else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complained / self.volume if self.volume else 0.0
+
+
+def ensure_not_suspended(workspace: Workspace) -> None:
+    if workspace.suspended_at is not None:
+        reason = workspace.suspension_reason or HIGH_BOUNCE_RATE
+        # Seed 000's message, with an en dash.
+        raise WorkspaceSuspended(f"API access suspended \u2013 {reason}")
+
+
+async def rates(session: AsyncSession, *, workspace: Workspace, now: datetime) -> Rates:
+    since = now - timedelta(days=workspace.rate_window_days)
+    if workspace.rates_reset_at is not None and workspace.rates_reset_at > since:
+        since = workspace.rates_reset_at
+    counts = await ReputationRepository(session).outcome_counts(workspace.id, since=since)
+    bounced = counts.get("bounced", 0)
+    volume = counts.get("delivered", 0) + bounced
+    return Rates(
+        since=since,
+        volume=volume,
+        bounced=bounced,
+        complained=counts.get("complained", 0),
+        judged=volume > 0 and volume >= workspace.rate_min_volume,
+    )
+
+
+async def judge(session: AsyncSession, *, workspace_id: uuid.UUID) -> Rates | None:
+    """Re-compute the workspace's rates and suspend it when one crosses its threshold.
+    Returns None for a workspace already suspended (nothing to judge)."""
+    workspace = await session.get(Workspace, workspace_id, populate_existing=True)
+    if workspace is None or workspace.suspended_at is not None:
+        return None
+    now = utcnow()
+    current = await rates(session, workspace=workspace, now=now)
+    if not current.judged:
+        return current
+    reason = None
+    if current.bounce_rate > workspace.max_bounce_rate:
+        reason = HIGH_BOUNCE_RATE
+    elif current.complaint_rate > workspace.max_complaint_rate:
+        reason = HIGH_COMPLAINT_RATE
+    if reason is not None:
+        await ReputationRepository(session).suspend(workspace.id, reason=reason, now=now)
+        await session.refresh(workspace)
+    return current
+
+
+async def unsuspend(session: AsyncSession, *, workspace: Workspace) -> int:
+    """Lift a suspension and release the deliveries it held; returns how many."""
+    now = utcnow()
+    if workspace.suspended_at is None:
+        return 0
+    workspace.suspended_at = None
+    workspace.suspension_reason = None
+    workspace.rates_reset_at = now
+    await session.flush()
+    return await ReputationRepository(session).release_held(workspace.id, now=now)
+
+
+async def suspended_among(
+    session: AsyncSession, *, workspace_ids: set[uuid.UUID]
+) -> set[uuid.UUID]:
+    return await ReputationRepository(session).suspended_among(workspace_ids)

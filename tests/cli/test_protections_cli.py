@@ -1,0 +1,128 @@
+"""`posthouse workspace` and `posthouse suppression`, run as the operator runs them."""
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import Result
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
+
+from posthouse import cli
+from posthouse.config import get_settings
+from posthouse.db.base import utcnow
+from posthouse.delivery.worker import Worker
+from tests.conftest import SenderTokens
+from tests.protections.support import send, set_workspace
+from tests.smtp_server import SmtpServer
+
+
+class Cli:
+    """Runs ``posthouse`` in-process (in a thread, as it runs its own event loop)."""
+
+    async def __call__(self, *args: str, check: bool = True) -> Result:
+        result = await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
+        if check:
+            assert result.exit_code == 0, (result.output, result.exception)
+        return result
+
+    async def json(self, *args: str) -> Any:
+        return json.loads((await self(*args)).stdout)
+
+
+@pytest.fixture
+def posthouse(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    monkeypatch.setenv("POSTHOUSE_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield Cli()
+    get_settings.cache_clear()
+
+
+class TestWorkspaceCommands:
+    async def test_create_update_and_show(self, posthouse: Cli) -> None:
+        created = await posthouse.json(
+            "workspace", "create", "shop", "--monthly-quota", "500", "--json"
+        )
+        await posthouse("workspace", "update", "shop",
+            "--max-bounce-rate", "0.02",
+            "--max-complaint-rate", "0.0005",
+            "--rate-min-volume", "50",
+        )  # fmt: skip
+        shown = await posthouse.json("workspace", "show", "shop", "--json")
+        again = await posthouse("workspace", "create", "shop", check=False)
+
+        assert created["monthlyQuota"] == 500
+        assert created["usageThisMonth"] == 0
+        assert shown["maxBounceRate"] == 0.02
+        assert shown["maxComplaintRate"] == 0.0005
+        assert shown["rateMinVolume"] == 50
+        assert shown["suspended"] is False
+        assert shown["rates"]["volume"] == 0
+        assert again.exit_code == 2
+        assert "exists" in again.output
+
+    async def test_show_reports_usage_and_suspension_and_unsuspend_releases_held_mail(
+        self,
+        posthouse: Cli,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        worker: Worker,
+        smtp_server: SmtpServer,
+    ) -> None:
+        assert (await send(client, sender, ["a@example.com", "b@example.com"])).status_code == 202
+        await set_workspace(
+            sessionmaker, suspended_at=utcnow(), suspension_reason="high bounce rate"
+        )
+        await worker.run_until_idle()
+
+        shown = await posthouse.json("workspace", "show", "acme", "--json")
+        await posthouse("workspace", "update", "acme", "--unsuspend")
+        await worker.run_until_idle()
+
+        assert shown["usageThisMonth"] == 2
+        assert shown["suspended"] is True
+        assert shown["suspensionReason"] == "high bounce rate"
+        assert len(smtp_server.received) == 2
+        after = await posthouse.json("workspace", "show", "acme", "--json")
+        assert after["suspended"] is False
+        assert after["rates"]["volume"] == 2
+
+    async def test_unknown_workspace_is_an_error(self, posthouse: Cli) -> None:
+        result = await posthouse("workspace", "show", "nope", "--json", check=False)
+
+        assert result.exit_code == 2
+        assert "not found" in result.output
+
+
+class TestSuppressionCommands:
+    async def test_add_list_remove(self, posthouse: Cli) -> None:
+        await posthouse("workspace", "create", "shop")
+        await posthouse("suppression", "add", "Alice@EXAMPLE.com", "--workspace", "shop")
+        await posthouse(
+            "suppression", "add", "bob@example.com", "--workspace", "shop",
+            "--reason", "complaint", "--expires-at", "2099-01-01T00:00",
+        )  # fmt: skip
+
+        listed = await posthouse.json("suppression", "list", "--workspace", "shop", "--json")
+        complaints = await posthouse.json("suppression", "list", "--workspace", "shop",
+                "--reason", "complaint", "--json",
+            )  # fmt: skip
+        await posthouse("suppression", "remove", "Alice@example.com", "--workspace", "shop")
+        missing = await posthouse(
+            "suppression", "remove", "Alice@example.com", "--workspace", "shop", check=False
+        )
+        after = await posthouse.json("suppression", "list", "--workspace", "shop", "--json")
+
+        assert [(e["address"], e["reason"]) for e in listed] == [
+            ("Alice@example.com", "manual"),
+            ("bob@example.com", "complaint"),
+        ]
+        assert all(e["createdAt"] for e in listed)
+        assert [e["expiresAt"] for e in listed] == [None, "2099-01-01T00:00:00+00:00"]
+        assert [e["address"] for e in complaints] == ["bob@example.com"]
+        assert missing.exit_code == 2
+        assert [e["address"] for e in after] == ["bob@example.com"]

@@ -1,0 +1,59 @@
+"""Helpers for the protections' tests: change a workspace, send through the native API."""
+
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from posthouse.db.models import Message, Suppression, Workspace
+from tests.conftest import SenderTokens, multipart
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+async def set_workspace(sessionmaker: Sessionmaker, name: str = "acme", **values: Any) -> None:
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Workspace).where(Workspace.name == name).values(**values))
+
+
+async def workspace(sessionmaker: Sessionmaker, name: str = "acme") -> Workspace:
+    async with sessionmaker() as session:
+        found = await session.scalar(select(Workspace).where(Workspace.name == name))
+        assert found is not None
+        return found
+
+
+async def message_count(sessionmaker: Sessionmaker) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(Message)) or 0)
+
+
+async def suppressions(sessionmaker: Sessionmaker) -> list[Suppression]:
+    async with sessionmaker() as session:
+        return list(await session.scalars(select(Suppression).order_by(Suppression.address)))
+
+
+def payload(sender: SenderTokens, to: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "from": sender.email,
+        "to": to,
+        "subject": extra.pop("subject", "Your order"),
+        "body": extra.pop("body", "<p>Thanks</p>"),
+        **extra,
+    }
+
+
+async def send(
+    client: httpx.AsyncClient,
+    sender: SenderTokens,
+    to: list[str],
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/emails",
+        headers={**sender.headers, **(headers or {})},
+        **multipart(payload(sender, to, **extra)),
+    )
