@@ -1,0 +1,345 @@
+"""Sending domains ("email setups"): DKIM keys, the DNS records to publish, verification.
+
+Invariants:
+- A domain is verified while its active DKIM record, SPF, DMARC and return-path MX are
+  all seen in DNS; losing any of them unverifies it (the periodic re-check notices).
+- A temporary DNS failure changes no record's state.
+- Key rotation publishes the new selector beside the active one; the switch is allowed
+  only once the new record is in DNS, so receivers can always verify what we sign.
+- Workspaces never see each other's domains: "not yours" is DomainNotFound.
+"""
+
+import asyncio
+import logging
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import dns.asyncresolver
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posthouse.accounts.repository import AccountRepository
+from posthouse.config import Settings
+from posthouse.db.base import utcnow
+from posthouse.db.models import DkimKey, Domain, DomainRecord
+from posthouse.domains import checks
+from posthouse.domains.dns import create_resolver
+from posthouse.domains.repository import DomainRepository
+from posthouse.errors import DomainExists, DomainNotFound, DomainNotVerified, ValidationFailed
+from posthouse.mime.dkim import generate_key
+
+log = logging.getLogger(__name__)
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True)
+class SendingIdentity:
+    """What the worker needs to send as a domain: where bounces go and how to sign."""
+
+    domain: str
+    return_path_domain: str
+    verified: bool
+    dkim_selector: str | None
+    dkim_private_key_pem: str | None
+
+
+@dataclass(frozen=True)
+class DomainDetail:
+    domain: Domain
+    records: list[DomainRecord]
+    keys: list[DkimKey]
+
+    @property
+    def active_selector(self) -> str | None:
+        return next((k.selector for k in self.keys if k.active), None)
+
+    @property
+    def required_records(self) -> list[DomainRecord]:
+        """Every record but the DKIM records of inactive selectors."""
+        active = self.active_selector
+        return [
+            r for r in self.records if r.purpose != checks.DKIM or r.name.split(".", 1)[0] == active
+        ]
+
+
+def normalize_domain(name: str) -> str:
+    """A lower-case ASCII (IDNA) host name with at least two labels, or ValidationFailed."""
+    candidate = name.strip().rstrip(".").lower()
+    try:
+        candidate = candidate.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationFailed(f"invalid domain name: {name!r}") from None
+    labels = candidate.split(".")
+    if len(candidate) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
+        raise ValidationFailed(f"invalid domain name: {name!r}")
+    return candidate
+
+
+def mail_host(settings: Settings) -> str:
+    """The host the SPF and return-path MX records name: this MTA's public name."""
+    return settings.mail_hostname or settings.helo_name or socket.getfqdn()
+
+
+def _selector(taken: set[str], now: datetime) -> str:
+    base = f"ph{now:%Y%m}"
+    if base not in taken:
+        return base
+    return next(f"{base}{n}" for n in range(2, 1000) if f"{base}{n}" not in taken)
+
+
+def _record(domain: Domain, expected: checks.ExpectedRecord) -> DomainRecord:
+    return DomainRecord(
+        domain_id=domain.id,
+        purpose=expected.purpose,
+        type=expected.type,
+        name=expected.name,
+        value=expected.value,
+        verified=False,
+    )
+
+
+async def _new_key(domain: Domain, selector: str, *, active: bool) -> tuple[DkimKey, DomainRecord]:
+    # Generating a 2048-bit key takes tens of milliseconds of CPU: keep the loop free.
+    pair = await asyncio.to_thread(generate_key)
+    key = DkimKey(
+        domain_id=domain.id,
+        selector=selector,
+        private_key_pem=pair.private_key_pem,
+        public_key_b64=pair.public_key_b64,
+        active=active,
+    )
+    record = _record(domain, checks.dkim_record(domain.name, selector, pair.public_key_b64))
+    return key, record
+
+
+async def add_domain(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    name: str,
+    mail_host: str,
+    return_path_domain: str | None = None,
+) -> DomainDetail:
+    """Create the domain with an active 2048-bit DKIM key and the records to publish."""
+    name = normalize_domain(name)
+    return_path = normalize_domain(return_path_domain or f"bounces.{name}")
+    if not return_path.endswith(f".{name}"):
+        raise ValidationFailed("the return-path domain must be a subdomain of the domain")
+    domains = DomainRepository(session)
+    if await domains.get(workspace_id, name) is not None:
+        raise DomainExists(f"domain {name} already exists in this workspace")
+    domain = Domain(workspace_id=workspace_id, name=name, return_path_domain=return_path)
+    await domains.add(domain)
+    key, dkim_record = await _new_key(domain, _selector(set(), utcnow()), active=True)
+    standing = checks.standing_records(name, return_path, mail_host)
+    await domains.add(key, dkim_record, *(_record(domain, r) for r in standing))
+    return await _detail(session, domain)
+
+
+async def _detail(session: AsyncSession, domain: Domain) -> DomainDetail:
+    domains = DomainRepository(session)
+    return DomainDetail(domain, await domains.records(domain.id), await domains.keys(domain.id))
+
+
+async def _own_domain(session: AsyncSession, *, workspace_id: uuid.UUID, name: str) -> Domain:
+    try:
+        normal = normalize_domain(name)
+    except ValidationFailed:
+        normal = None
+    domain = await DomainRepository(session).get(workspace_id, normal) if normal else None
+    if domain is None:
+        raise DomainNotFound(f"domain {name} not found")
+    return domain
+
+
+async def get_domain(session: AsyncSession, *, workspace_id: uuid.UUID, name: str) -> DomainDetail:
+    return await _detail(session, await _own_domain(session, workspace_id=workspace_id, name=name))
+
+
+async def list_domains(session: AsyncSession, *, workspace_id: uuid.UUID) -> list[DomainDetail]:
+    return [
+        await _detail(session, domain)
+        for domain in await DomainRepository(session).for_workspace(workspace_id)
+    ]
+
+
+async def find_workspace_of(session: AsyncSession, *, name: str) -> uuid.UUID:
+    """The workspace holding ``name`` when exactly one does (the CLI's default)."""
+    found = await DomainRepository(session).by_name(normalize_domain(name))
+    if not found:
+        raise DomainNotFound(f"domain {name} not found")
+    if len(found) > 1:
+        raise ValidationFailed(f"domain {name} exists in several workspaces: name one")
+    return found[0].workspace_id
+
+
+def _expected(record: DomainRecord) -> checks.ExpectedRecord:
+    return checks.ExpectedRecord(record.purpose, record.type, record.name, record.value)
+
+
+async def check_records(
+    resolver: dns.asyncresolver.Resolver, detail: DomainDetail
+) -> dict[uuid.UUID, checks.CheckResult]:
+    """Look a domain's records up. No database access: callable outside transactions."""
+    results = await asyncio.gather(*(checks.check(resolver, _expected(r)) for r in detail.records))
+    return {record.id: result for record, result in zip(detail.records, results, strict=True)}
+
+
+def _apply(
+    detail: DomainDetail, results: dict[uuid.UUID, checks.CheckResult], *, now: datetime
+) -> DomainDetail:
+    """Store what DNS showed; records without a result (added since) keep their state."""
+    for record in detail.records:
+        result = results.get(record.id)
+        if result is None:
+            continue
+        record.detail = result.detail
+        if result.verified is not None:
+            record.verified = result.verified
+            record.checked_at = now
+    domain = detail.domain
+    domain.last_checked_at = now
+    if all(r.verified for r in detail.required_records):
+        domain.verified_at = domain.verified_at or now
+    elif domain.verified_at is not None:
+        missing = ", ".join(
+            f"{r.purpose} {r.name}" for r in detail.required_records if not r.verified
+        )
+        log.warning("domain %s is no longer verified: %s", domain.name, missing)
+        domain.verified_at = None
+    return detail
+
+
+async def verify_domain(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    name: str,
+    resolver: dns.asyncresolver.Resolver,
+) -> DomainDetail:
+    """Look every record up in DNS now and store what was seen."""
+    detail = await get_domain(session, workspace_id=workspace_id, name=name)
+    _apply(detail, await check_records(resolver, detail), now=utcnow())
+    await session.flush()
+    return detail
+
+
+async def rotate_dkim(session: AsyncSession, *, workspace_id: uuid.UUID, name: str) -> DomainDetail:
+    """Add a new, inactive selector whose record must be published before activation."""
+    detail = await get_domain(session, workspace_id=workspace_id, name=name)
+    selector = _selector({k.selector for k in detail.keys}, utcnow())
+    key, record = await _new_key(detail.domain, selector, active=False)
+    await DomainRepository(session).add(key, record)
+    return await _detail(session, detail.domain)
+
+
+async def activate_dkim(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    name: str,
+    selector: str,
+    resolver: dns.asyncresolver.Resolver,
+) -> DomainDetail:
+    """Sign with ``selector`` from now on, once DNS shows its record. The previous key's
+    record stays listed: remove it from DNS only after mail signed with it has arrived."""
+    detail = await get_domain(session, workspace_id=workspace_id, name=name)
+    key = next((k for k in detail.keys if k.selector == selector), None)
+    record = next(
+        (
+            r
+            for r in detail.records
+            if r.purpose == checks.DKIM and r.name.split(".", 1)[0] == selector
+        ),
+        None,
+    )
+    if key is None or record is None:
+        raise DomainNotFound(f"selector {selector} not found for domain {detail.domain.name}")
+    result = await checks.check(resolver, _expected(record))
+    now = utcnow()
+    record.detail = result.detail
+    if result.verified is not None:
+        record.verified, record.checked_at = result.verified, now
+    if not result.verified:
+        raise DomainNotVerified(
+            f"the DKIM record {record.name} is not published yet ({result.detail})"
+        )
+    for other in detail.keys:
+        other.active = other is key
+    await session.flush()
+    return await _detail(session, detail.domain)
+
+
+async def ensure_can_send(session: AsyncSession, *, workspace_id: uuid.UUID, email: str) -> None:
+    """Refuse a From address whose domain the workspace has not verified."""
+    domain = email.rsplit("@", 1)[1].lower()
+    if not await is_verified(session, workspace_id=workspace_id, name=domain):
+        raise DomainNotVerified(f"Unverified Domain - {domain}")
+
+
+async def sending_identities(
+    session: AsyncSession, *, workspace_ids_and_domains: set[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], SendingIdentity]:
+    """The identity of each (workspace, From domain) pair that names a known domain.
+    Pairs without a domain are absent: their mail goes unsigned, bounces to the From."""
+    pairs = {(workspace_id, name.lower()) for workspace_id, name in workspace_ids_and_domains}
+    rows = await DomainRepository(session).with_active_keys(pairs)
+    return {
+        (domain.workspace_id, domain.name): SendingIdentity(
+            domain=domain.name,
+            return_path_domain=domain.return_path_domain,
+            verified=domain.verified_at is not None,
+            dkim_selector=key.selector if key else None,
+            dkim_private_key_pem=key.private_key_pem if key else None,
+        )
+        for domain, key in rows
+    }
+
+
+async def claim_due_rechecks(
+    session: AsyncSession, *, interval: timedelta, limit: int = 50
+) -> list[DomainDetail]:
+    """Domains whose records were last looked at more than ``interval`` ago, marked as
+    checked now so other workers leave them alone."""
+    now = utcnow()
+    due = await DomainRepository(session).claim_due_checks(
+        now=now, before=now - interval, limit=limit
+    )
+    return [await _detail(session, domain) for domain in due]
+
+
+async def store_recheck(
+    session: AsyncSession, *, domain_id: uuid.UUID, results: dict[uuid.UUID, checks.CheckResult]
+) -> None:
+    """Store a re-check whose DNS lookups ran outside any transaction."""
+    domain = await session.get(Domain, domain_id)
+    if domain is not None:
+        _apply(await _detail(session, domain), results, now=utcnow())
+        await session.flush()
+
+
+def verification_resolver(settings: Settings) -> dns.asyncresolver.Resolver:
+    """The configured resolver without a cache: a record published a minute ago, or one
+    just removed, must show as it is now."""
+    resolver = create_resolver(settings)
+    resolver.cache = None
+    return resolver
+
+
+async def workspace_for(
+    session: AsyncSession, *, domain: str, workspace_name: str | None
+) -> uuid.UUID:
+    """The workspace the CLI means: the one named, or the only one holding ``domain``."""
+    if workspace_name is None:
+        return await find_workspace_of(session, name=domain)
+    workspace = await AccountRepository(session).workspace_by_name(workspace_name)
+    if workspace is None:
+        raise DomainNotFound(f"domain {domain} not found")
+    return workspace.id
+
+
+async def is_verified(session: AsyncSession, *, workspace_id: uuid.UUID, name: str) -> bool:
+    return await DomainRepository(session).is_verified(workspace_id, name)
