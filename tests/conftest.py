@@ -159,7 +159,9 @@ def multipart(
 
 
 async def make_workspace_key(
-    sessionmaker: async_sessionmaker[AsyncSession], workspace: str = "acme", scopes: str = "admin send"
+    sessionmaker: async_sessionmaker[AsyncSession],
+    workspace: str = "acme",
+    scopes: str = "admin send",
 ) -> dict[str, str]:
     """Headers carrying a fresh workspace key."""
     from posthouse.accounts.service import create_workspace_key

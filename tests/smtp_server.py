@@ -24,6 +24,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: Any = None  # the client's (address, port): equal for mail sent on one connection
+    tls: bool = False
 
     def message(self) -> EmailMessage:
         parsed = BytesParser(policy=policy.strict).parsebytes(self.data)
@@ -56,7 +58,15 @@ class RecordingHandler:
             reply = self.data_replies.popleft() if self.data_replies else "250 2.0.0 Queued"
         if reply.startswith("250"):
             data = envelope.original_content or b""
-            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), data))
+            self.received.append(
+                Received(
+                    envelope.mail_from or "",
+                    list(envelope.rcpt_tos),
+                    data,
+                    session.peer,
+                    session.ssl is not None,
+                )
+            )
         return reply
 
 
@@ -67,12 +77,19 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self, handler: RecordingHandler | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: RecordingHandler | None = None,
+        *,
+        hostname: str = "127.0.0.1",
+        port: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.handler = handler or RecordingHandler()
         self.controller = Controller(
             self.handler,
-            hostname="127.0.0.1",
-            port=free_port(),
+            hostname=hostname,
+            port=port or free_port(),
             data_size_limit=60 * 2**20,
             **kwargs,
         )

@@ -26,22 +26,34 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("delivery_id", sa.Uuid(), nullable=True),
+        sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_report")),
     )
     with op.batch_alter_table("inbound_report", schema=None) as batch_op:
         batch_op.create_index(
+            batch_op.f("ix_inbound_report_delivery_id"), ["delivery_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_inbound_report_digest"), ["digest"], unique=False)
+        batch_op.create_index(
             batch_op.f("ix_inbound_report_received_at"), ["received_at"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_inbound_report_status"), ["status"], unique=False)
 
     op.create_table(
         "rate_limit_bucket",
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("tokens", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("rate", sa.Float(), nullable=False),
+        sa.Column("capacity", sa.Float(), nullable=False),
+        sa.Column("granted", sa.Float(), nullable=False),
+        sa.Column("refilled_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_rate_limit_bucket")),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE rate_limit_bucket SET UNLOGGED")
     op.create_table(
         "workspace",
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -52,6 +64,7 @@ def upgrade() -> None:
         sa.Column("rate_window_days", sa.Integer(), nullable=False),
         sa.Column("suspended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("suspension_reason", sa.String(length=200), nullable=True),
+        sa.Column("rates_reset_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workspace")),
@@ -485,7 +498,10 @@ def downgrade() -> None:
     op.drop_table("workspace")
     op.drop_table("rate_limit_bucket")
     with op.batch_alter_table("inbound_report", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inbound_report_status"))
         batch_op.drop_index(batch_op.f("ix_inbound_report_received_at"))
+        batch_op.drop_index(batch_op.f("ix_inbound_report_digest"))
+        batch_op.drop_index(batch_op.f("ix_inbound_report_delivery_id"))
 
     op.drop_table("inbound_report")
     # ### end Alembic commands ###

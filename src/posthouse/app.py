@@ -12,16 +12,21 @@ from sqlalchemy import text
 from posthouse import __version__
 from posthouse.api import native
 from posthouse.api.limits import BodySizeLimit
+from posthouse.api.rate_limits import RateLimitHeaders
 from posthouse.config import Settings, get_settings
-from posthouse.db.engine import create_engine, create_sessionmaker
+from posthouse.db.engine import create_engine, create_sessionmaker, create_side_engine
 from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
+from posthouse.domains import router as domains_router
+from posthouse.inbound.listener import InboundServer
+from posthouse.protections import router as protections_router
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, embedded_worker: bool = False) -> FastAPI:
-    """The API; with ``embedded_worker`` it also delivers (``posthouse serve``)."""
+    """The API; with ``embedded_worker`` it also delivers and takes bounce and complaint
+    reports on ``settings.inbound_bind`` (``posthouse serve``)."""
     settings = settings or get_settings()
     settings.check_production_secrets()
 
@@ -30,8 +35,10 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = Fals
         engine = create_engine(settings.database_url)
         app.state.settings = settings
         app.state.engine = engine
+        app.state.side_engine = create_side_engine(settings.database_url)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.worker = None
+        app.state.inbound = None
         worker_task = None
         stop = asyncio.Event()
         if embedded_worker:
@@ -40,13 +47,18 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = Fals
                 sessionmaker=app.state.sessionmaker, transport=transport, settings=settings
             )
             worker_task = asyncio.create_task(app.state.worker.run(stop), name="posthouse-worker")
+            app.state.inbound = await InboundServer(settings, app.state.sessionmaker).start()
         try:
             yield
         finally:
+            if app.state.inbound is not None:
+                await app.state.inbound.stop()
             if worker_task is not None:
                 stop.set()
                 await worker_task
                 await app.state.worker.transport.close()
+            if app.state.side_engine is not None:
+                await app.state.side_engine.dispose()
             await engine.dispose()
 
     app = FastAPI(
@@ -56,7 +68,10 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = Fals
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(native.router)
+    app.include_router(protections_router.router)
+    app.include_router(domains_router.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz() -> JSONResponse:

@@ -2,9 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-posthouse-development-secret"
 
@@ -19,7 +20,6 @@ class Settings(BaseSettings):
     # maildir:PATH, smtp://[user:password@]host:port[?tls=none|starttls|implicit], or mx:
     delivery_url: str = "maildir:./var/maildir"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
-    public_url: str = "http://127.0.0.1:8025"
 
     # Worker
     worker_concurrency: int = Field(16, ge=1, description="SMTP sends in flight per worker")
@@ -36,16 +36,39 @@ class Settings(BaseSettings):
     # API
     max_request_bytes: int = Field(40 * 1024 * 1024, ge=1024)
     require_verified_domains: bool = True
+
+    # Sending domains: the host named in the SPF and return-path MX records to publish
+    # (defaults to helo_name, then this machine's FQDN), and how often DNS is re-checked.
+    mail_hostname: str | None = None
+    domain_recheck_seconds: float = Field(3600.0, gt=0)
     rate_limit_per_ip: float = Field(10.0, ge=0, description="requests/s per IP, 0 = off")
     rate_limit_per_key: float = Field(50.0, ge=0, description="requests/s per key, 0 = off")
     rate_limit_burst: float = Field(2.0, ge=1, description="bucket size in seconds of rate")
     trusted_proxies: list[str] = Field(default_factory=list)
 
     # Direct MX delivery and inbound bounce processing
-    dns_resolvers: list[str] = Field(default_factory=list)
+    # Comma-separated in the environment: POSTHOUSE_DNS_RESOLVERS=127.0.0.1:5353,10.0.0.53
+    dns_resolvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    dns_timeout_seconds: float = Field(5.0, gt=0)
     mx_port: int = 25
-    tls_policy: str = Field("opportunistic", description="opportunistic or require_verified")
+    tls_policy: str = Field(
+        "opportunistic", description="opportunistic, require or require_verified"
+    )
+    # Per destination (recipient domain): open connections, sends/s, and how long a
+    # destination that answered 421 or 4.7.x is left alone before the next try.
+    mx_connections_per_destination: int = Field(4, ge=1)
+    mx_rate_per_destination: float = Field(50.0, ge=0, description="sends/s, 0 = unlimited")
+    mx_messages_per_connection: int = Field(100, ge=1)
+    mx_slowdown_seconds: float = Field(60.0, ge=0)
     inbound_bind: str = "127.0.0.1:2525"
+    inbound_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+
+    @field_validator("dns_resolvers", mode="before")
+    @classmethod
+    def _split_resolvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("tls_policy")
     @classmethod

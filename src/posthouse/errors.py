@@ -89,6 +89,16 @@ class IdempotencyInFlight(PosthouseError):
 
 
 class DomainNotVerified(PosthouseError):
+    """The sending domain's DNS records are not (or no longer) verified."""
+
+    status_code = 409
+
+
+class DomainNotFound(NotFound):
+    """Unknown domain, or another workspace's: the two look the same."""
+
+
+class DomainExists(PosthouseError):
     status_code = 409
 
 

@@ -2,10 +2,17 @@
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.db.models import ApiKey, Sender, Workspace
+
+_KEY_WITH_OWNER = (
+    select(ApiKey, Sender, Workspace)
+    .join(Workspace, Workspace.id == ApiKey.workspace_id)
+    .outerjoin(Sender, Sender.id == ApiKey.sender_id)
+    .where(ApiKey.lookup_hash == bindparam("lookup_hash"), ApiKey.revoked_at.is_(None))
+)
 
 
 class AccountRepository:
@@ -23,15 +30,13 @@ class AccountRepository:
             select(Sender).where(Sender.workspace_id == workspace_id, Sender.email == email)
         )
 
-    async def key_with_sender(self, lookup_hash: str) -> tuple[ApiKey, Sender | None] | None:
-        row = (
-            await self.session.execute(
-                select(ApiKey, Sender)
-                .outerjoin(Sender, Sender.id == ApiKey.sender_id)
-                .where(ApiKey.lookup_hash == lookup_hash, ApiKey.revoked_at.is_(None))
-            )
-        ).first()
-        return None if row is None else (row[0], row[1])
+    async def key_with_owner(
+        self, lookup_hash: str
+    ) -> tuple[ApiKey, Sender | None, Workspace] | None:
+        """An unrevoked key with its sender (None for a workspace key) and its workspace,
+        in one round trip: this runs on every API request."""
+        row = (await self.session.execute(_KEY_WITH_OWNER, {"lookup_hash": lookup_hash})).first()
+        return None if row is None else (row[0], row[1], row[2])
 
     async def add(self, *rows: Workspace | Sender | ApiKey) -> None:
         self.session.add_all(rows)

@@ -67,7 +67,7 @@ async def add_sender(session: AsyncSession, *, workspace_name: str, email: str) 
             "@" + normalize_email("x" + email).split("@")[1]
             if email.startswith("@")
             else normalize_email(email)
-        )
+        ).lower()
     except ValidationFailed as error:
         raise ValidationFailed(f"Invalid sender email: {error.detail}") from None
     accounts = AccountRepository(session)
@@ -95,23 +95,21 @@ async def authenticate_sender(
     session: AsyncSession, *, access_token: str, secret_token: str
 ) -> SenderCredentials:
     """Resolve an access+secret pair to its sender. Unknown and wrong pairs look the same."""
-    found = await AccountRepository(session).key_with_sender(tokens.digest(access_token))
+    found = await AccountRepository(session).key_with_owner(tokens.digest(access_token))
     expected = found[0].secret_hash if found else tokens.digest("")
     if not tokens.secret_matches(secret_token, expected) or found is None or found[1] is None:
         raise SenderNotFound("Sender email is not found in platform!")
-    key, sender = found
-    workspace = await AccountRepository(session).workspace(key.workspace_id)
-    assert workspace is not None  # foreign key
+    key, sender, workspace = found
     return SenderCredentials(key, workspace, sender)
 
 
 def ensure_sends_as(credentials: SenderCredentials, from_email: str) -> None:
     """A key bound to a sender sends only as that address (or any address of a
-    domain-wide ``@domain`` sender)."""
-    bound = credentials.sender.email
-    allowed = from_email == bound or (
-        bound.startswith("@") and from_email.rsplit("@", 1)[1] == bound[1:]
-    )
+    domain-wide ``@domain`` sender). Local parts compare case-insensitively: no mail
+    system we relay for treats ``No-Reply@`` and ``no-reply@`` as different senders."""
+    bound = credentials.sender.email.lower()
+    given = from_email.lower()
+    allowed = given == bound or (bound.startswith("@") and given.rsplit("@", 1)[1] == bound[1:])
     if not allowed:
         raise SenderNotFound("Sender email is not found in platform!")
 
@@ -139,14 +137,12 @@ async def authenticate_workspace_key(
 ) -> WorkspaceCredentials:
     """Resolve a ``phk_`` key that carries ``scope``; anything else is Unauthenticated."""
     parts = tokens.split_workspace_key(token)
-    found = await AccountRepository(session).key_with_sender(parts[0]) if parts else None
+    found = await AccountRepository(session).key_with_owner(parts[0]) if parts else None
     expected = found[0].secret_hash if found else tokens.digest("")
     secret = parts[1] if parts else ""
     if not tokens.secret_matches(secret, expected) or found is None or found[1] is not None:
         raise Unauthenticated("invalid API key")
-    key = found[0]
-    workspace = await AccountRepository(session).workspace(key.workspace_id)
-    assert workspace is not None  # foreign key
+    key, _, workspace = found
     credentials = WorkspaceCredentials(key, workspace)
     if not credentials.allows(scope):
         raise Forbidden(f"this key lacks the {scope!r} scope")

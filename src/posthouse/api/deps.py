@@ -14,17 +14,27 @@ from posthouse.errors import Unauthenticated
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response is sent: a 2xx means
-    the data is durable (scope="function" runs the teardown before the response)."""
+    the data is durable (scope="function" runs the teardown before the response).
+
+    A domain error is turned into a response inside the route (api.errors), so it never
+    reaches this teardown as an exception; the route marks the request failed instead,
+    and whatever the request wrote before the error is rolled back."""
     async with request.app.state.sessionmaker() as session:
+        # Where protections make their side writes (protections.side).
+        session.info["side_engine"] = request.app.state.side_engine
         try:
             yield session
-            await session.commit()
+            if getattr(request.state, "failed", False):
+                await session.rollback()
+            else:
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: FastAPI would run a plain def in a thread pool, a thread hop per request.
     settings: Settings = request.app.state.settings
     return settings
 

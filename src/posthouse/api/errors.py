@@ -53,6 +53,8 @@ def error_route(render: ErrorRenderer) -> type[APIRoute]:
                     domain_error = as_domain_error(error)
                     if domain_error is None:
                         raise
+                    # Nothing the request wrote may be committed (api.deps.get_session).
+                    request.state.failed = True
                     return render(domain_error)
 
             return mapped

@@ -4,19 +4,24 @@ Like every front door it only authenticates, translates and maps errors; the rul
 in sending.service and what it calls.
 """
 
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import SenderCredentials
 from posthouse.api.deps import SessionDep, SettingsDep
 from posthouse.api.errors import error_route
-from posthouse.api.multipart import read_multipart_send
+from posthouse.api.multipart import MultipartSend, read_multipart_send
+from posthouse.api.rate_limits import rate_limited
 from posthouse.config import Settings
 from posthouse.db.models import Delivery, Message
 from posthouse.errors import (
@@ -27,6 +32,7 @@ from posthouse.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from posthouse.protections import idempotency
 from posthouse.sending import service as sending_service
 from posthouse.sending.addresses import Address
 from posthouse.sending.ids import reference_id
@@ -45,7 +51,25 @@ def render_error(error: PosthouseError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
-router = APIRouter(prefix="/api/v1/emails", tags=["emails"], route_class=error_route(render_error))
+def _access_token(request: Request) -> str | None:
+    return request.headers.get("x-api-access-token")
+
+
+router = APIRouter(
+    prefix="/api/v1/emails",
+    tags=["emails"],
+    route_class=error_route(render_error),
+    dependencies=[Depends(rate_limited(_access_token))],
+)
+
+IdempotencyKeyDep = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1 to 256 visible characters; the same request again within 24 hours "
+        "returns the original response (Idempotency-Replayed: true) and sends nothing",
+    ),
+]
 
 
 class SendEmailPayload(BaseModel):
@@ -79,8 +103,9 @@ class ReplyEmailPayload(BaseModel):
 
 
 class EmailAccepted(BaseModel):
-    referenceId: str
-    originalReferenceId: str | None = None
+    """The email as queued (attachments omitted)."""
+
+    referenceId: str = Field(description="ema_ followed by a ULID")
     from_: str = Field(alias="from")
     to: list[str]
     cc: list[str]
@@ -88,7 +113,24 @@ class EmailAccepted(BaseModel):
     replyTo: list[str]
     subject: str
     body: str | None
-    suppressed: list[str] = Field(default_factory=list, description="Recipients not sent to")
+    suppressed: list[str] | None = Field(None, description="Recipients not sent to, if any")
+
+
+class ReplyAccepted(BaseModel):
+    """The reply as queued (attachments omitted)."""
+
+    referenceId: str = Field(description="ema_ followed by a ULID")
+    originalReferenceId: str | None = Field(
+        description="The email replied to; null when reply-by-subject started a new thread"
+    )
+    from_: str = Field(alias="from")
+    to: list[str]
+    cc: list[str] | None = Field(None, description="Present when the reply has cc")
+    bcc: list[str] | None = Field(None, description="Present when the reply has bcc")
+    replyTo: list[str] | None = Field(None, description="Present when the reply has replyTo")
+    subject: str = Field(description="The original subject with exactly one 'Re: '")
+    body: str | None
+    suppressed: list[str] | None = Field(None, description="Recipients not sent to, if any")
 
 
 class ErrorBody(BaseModel):
@@ -152,7 +194,9 @@ CallerDep = Annotated[SenderCredentials, Depends(credentials)]
 
 def _options(settings: Settings) -> SubmitOptions:
     return SubmitOptions(
-        queue_lifetime=timedelta(seconds=settings.queue_lifetime_seconds), api="native"
+        queue_lifetime=timedelta(seconds=settings.queue_lifetime_seconds),
+        api="native",
+        require_verified_domain=settings.require_verified_domains,
     )
 
 
@@ -193,17 +237,14 @@ def _accepted_body(
     body: dict[str, Any] = {"referenceId": reference_id(message.id)}
     if reply:
         body["originalReferenceId"] = reference_id(original.id) if original else None
-    body.update(
-        {
-            "from": Address(message.from_email, message.from_name).formatted(),
-            "to": _formatted(message.to),
-            "cc": _formatted(message.cc),
-            "bcc": _formatted(message.bcc),
-            "replyTo": _formatted(message.reply_to),
-            "subject": message.subject,
-            "body": message.html if message.html is not None else message.text,
-        }
-    )
+    body["from"] = Address(message.from_email, message.from_name).formatted()
+    body["to"] = _formatted(message.to)
+    # Seed 000's reply bodies have no cc/bcc/replyTo: a reply shows them only when given.
+    for key, addresses in (("cc", message.cc), ("bcc", message.bcc), ("replyTo", message.reply_to)):
+        if addresses or not reply:
+            body[key] = _formatted(addresses)
+    body["subject"] = message.subject
+    body["body"] = message.html if message.html is not None else message.text
     if accepted.suppressed:
         body["suppressed"] = accepted.suppressed
     return body
@@ -216,6 +257,57 @@ def _accepted_response(request: Request, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=202, background=background)
 
 
+async def _accept_once(
+    request: Request,
+    session: AsyncSession,
+    caller: SenderCredentials,
+    key: str | None,
+    form: MultipartSend,
+    accept: Callable[[], Awaitable[tuple[Accepted, dict[str, Any]]]],
+) -> Response:
+    """Run ``accept`` under the request's Idempotency-Key, when it has one."""
+    if key is None:
+        return _accepted_response(request, (await accept())[1])
+    idempotency.validate_key(key)
+    request_hash = idempotency.fingerprint(
+        request.method,
+        request.url.path,
+        request.url.query,
+        json.dumps(form.payload, sort_keys=True),
+        *(
+            f"{a.filename}\x00{a.content_type}\x00{hashlib.sha256(a.data).hexdigest()}"
+            for a in form.attachments
+        ),
+    )
+    outcome = await idempotency.claim(
+        session,
+        workspace_id=caller.workspace.id,
+        scope="native",
+        key=key,
+        request_hash=request_hash,
+    )
+    if isinstance(outcome, idempotency.Replay):
+        return Response(
+            outcome.body,
+            status_code=outcome.status,
+            media_type="application/json",
+            headers={"Idempotency-Replayed": "true"},
+        )
+    try:
+        accepted, body = await accept()
+        await idempotency.complete(
+            session,
+            claim=outcome,
+            status=202,
+            body=json.dumps(body),
+            message_id=accepted.message.id,
+        )
+    except Exception:
+        await idempotency.give_back(session, claim=outcome)
+        raise
+    return _accepted_response(request, body)
+
+
 @router.post(
     "",
     status_code=202,
@@ -225,24 +317,33 @@ def _accepted_response(request: Request, body: dict[str, Any]) -> JSONResponse:
     summary="Send an email",
 )
 async def send_email(
-    request: Request, session: SessionDep, settings: SettingsDep, caller: CallerDep
-) -> JSONResponse:
-    """Create an email and queue one delivery per recipient; 202 once it is stored."""
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyDep = None,
+) -> Response:
+    """Create an email and queue one delivery per recipient; 202 once it is stored.
+    Suppressed recipients are left out and named in ``suppressed``."""
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
     payload = _parse(SendEmailPayload, form.payload)
-    accepted = await sending_service.submit(
-        session,
-        credentials=caller,
-        request=_request_from(payload, form.attachments),
-        options=_options(settings),
-    )
-    return _accepted_response(request, _accepted_body(accepted))
+
+    async def accept() -> tuple[Accepted, dict[str, Any]]:
+        accepted = await sending_service.submit(
+            session,
+            credentials=caller,
+            request=_request_from(payload, form.attachments),
+            options=_options(settings),
+        )
+        return accepted, _accepted_body(accepted)
+
+    return await _accept_once(request, session, caller, idempotency_key, form, accept)
 
 
 @router.post(
     "/reply",
     status_code=202,
-    response_model=EmailAccepted,
+    response_model=ReplyAccepted,
     responses=ERRORS,
     openapi_extra=_multipart_doc(ReplyEmailPayload),
     summary="Reply to the latest email with a subject",
@@ -254,26 +355,31 @@ async def reply_by_subject(
     caller: CallerDep,
     from_: Annotated[str, Query(alias="from", description="The sender that owns the tokens")],
     subject: Annotated[str, Query(description="Subject to match; Re: prefixes are ignored")],
-) -> JSONResponse:
+    idempotency_key: IdempotencyKeyDep = None,
+) -> Response:
     """Reply in the thread of the sender's most recent email with this subject, or start
     a new thread when there is none. ``to`` defaults to the sender itself."""
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
     payload = _parse(ReplyEmailPayload, form.payload)
-    result = await sending_service.reply_to_subject(
-        session,
-        credentials=caller,
-        from_email=from_,
-        subject=subject,
-        request=_request_from(payload, form.attachments),
-        options=_options(settings),
-    )
-    return _accepted_response(request, _accepted_body(result.accepted, result.original, reply=True))
+
+    async def accept() -> tuple[Accepted, dict[str, Any]]:
+        result = await sending_service.reply_to_subject(
+            session,
+            credentials=caller,
+            from_email=from_,
+            subject=subject,
+            request=_request_from(payload, form.attachments),
+            options=_options(settings),
+        )
+        return result.accepted, _accepted_body(result.accepted, result.original, reply=True)
+
+    return await _accept_once(request, session, caller, idempotency_key, form, accept)
 
 
 @router.post(
     "/{referenceId}/reply",
     status_code=202,
-    response_model=EmailAccepted,
+    response_model=ReplyAccepted,
     responses=ERRORS,
     openapi_extra=_multipart_doc(ReplyEmailPayload),
     summary="Reply to an email",
@@ -284,18 +390,23 @@ async def reply_by_reference(
     settings: SettingsDep,
     caller: CallerDep,
     referenceId: str,
-) -> JSONResponse:
+    idempotency_key: IdempotencyKeyDep = None,
+) -> Response:
     """Reply in the thread of an earlier email; ``to`` defaults to its sender."""
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
     payload = _parse(ReplyEmailPayload, form.payload)
-    result = await sending_service.reply_to_reference(
-        session,
-        credentials=caller,
-        reference_id=referenceId,
-        request=_request_from(payload, form.attachments),
-        options=_options(settings),
-    )
-    return _accepted_response(request, _accepted_body(result.accepted, result.original, reply=True))
+
+    async def accept() -> tuple[Accepted, dict[str, Any]]:
+        result = await sending_service.reply_to_reference(
+            session,
+            credentials=caller,
+            reference_id=referenceId,
+            request=_request_from(payload, form.attachments),
+            options=_options(settings),
+        )
+        return result.accepted, _accepted_body(result.accepted, result.original, reply=True)
+
+    return await _accept_once(request, session, caller, idempotency_key, form, accept)
 
 
 class RecipientStatus(BaseModel):

@@ -36,6 +36,9 @@ class Workspace(IdMixin, CreatedAtMixin, Base):
     rate_window_days: Mapped[int] = mapped_column(Integer, default=30)
     suspended_at: Mapped[datetime | None]
     suspension_reason: Mapped[str | None] = mapped_column(String(200))
+    # Set when an operator lifts a suspension: rates are judged on events after it only,
+    # so the bounces that caused the suspension do not suspend the workspace again.
+    rates_reset_at: Mapped[datetime | None]
 
 
 class ApiKey(IdMixin, CreatedAtMixin, Base):
@@ -292,17 +295,27 @@ class MonthlyUsage(Base):
 
 
 class RateLimitBucket(Base):
-    """A token bucket shared by every api process."""
+    """A token bucket shared by every api process. Unlogged on PostgreSQL: losing the
+    buckets in a crash only forgives some requests, and commits need no WAL flush."""
 
     __tablename__ = "rate_limit_bucket"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[datetime]
+    rate: Mapped[float] = mapped_column(Float)  # tokens per second
+    capacity: Mapped[float] = mapped_column(Float)
+    # Tokens the last request took: an api process takes several at once from a fast
+    # bucket and spends them locally (protections.rate_limit).
+    granted: Mapped[float] = mapped_column(Float)
+    # Epoch seconds, so one statement can compute the refill on both databases.
+    refilled_at: Mapped[float] = mapped_column(Float)
 
 
 class InboundReport(IdMixin, Base):
-    """Mail received on the return-path domain, kept when it could not be attributed."""
+    """Mail received on the return-path domain, as received. ``status`` says what became
+    of it: attributed (events were recorded on ``delivery_id``), unattributed (kept for an
+    operator), or ignored (not a bounce or complaint). ``digest`` spots the same bytes
+    arriving twice."""
 
     __tablename__ = "inbound_report"
 
@@ -310,6 +323,8 @@ class InboundReport(IdMixin, Base):
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_to: Mapped[str] = mapped_column(String(320))
     kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)

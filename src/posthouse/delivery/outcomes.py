@@ -1,14 +1,36 @@
 """Turn whatever a send raised into an Outcome, in one place."""
 
 import asyncio
+import re
 
 import aiosmtplib
+import dns.exception
+import dns.resolver
 
 from posthouse.delivery.transports.base import Outcome, SendResult
 
 # 5xx replies that mean "this relay will not take mail from us", not "no such recipient":
 # bouncing every queued message because a password expired would be wrong.
 _CONFIGURATION_CODES = frozenset({530, 534, 535, 538})
+# RFC 3463 4.7.x: "security or policy status", which receivers use for rate limiting.
+_POLICY_DEFERRAL = re.compile(r"^\s*4\.7\.\d{1,3}\b")
+
+
+class NullMx(Exception):
+    """The domain publishes a null MX (RFC 7505): it accepts no mail at all."""
+
+
+class TlsUnavailable(Exception):
+    """TLS is required by policy, and the receiving host did not offer or complete it."""
+
+
+def is_throttle(result: SendResult) -> bool:
+    """A receiver asking us to slow down: 421, or a 4.7.x enhanced status."""
+    return result.code == 421 or (
+        result.code is not None
+        and 400 <= result.code < 500
+        and _POLICY_DEFERRAL.match(result.reply) is not None
+    )
 
 
 def outcome_for_code(code: int) -> Outcome:
@@ -21,6 +43,14 @@ def outcome_for_code(code: int) -> Outcome:
 
 def classify(error: BaseException, *, remote_host: str | None = None) -> SendResult:
     match error:
+        case NullMx():
+            return SendResult(Outcome.BOUNCED, 556, f"5.1.10 {error}", remote_host)
+        case dns.resolver.NXDOMAIN():
+            return SendResult(Outcome.BOUNCED, None, f"5.1.2 {error}", remote_host)
+        case TlsUnavailable():
+            return SendResult(Outcome.DEFERRED, None, f"4.7.10 {error}", remote_host)
+        case dns.exception.DNSException():
+            return SendResult(Outcome.DEFERRED, None, f"4.4.3 DNS: {error}", remote_host)
         case aiosmtplib.SMTPRecipientsRefused(recipients=[first, *_]):
             return SendResult(outcome_for_code(first.code), first.code, first.message, remote_host)
         case aiosmtplib.SMTPResponseException(code=code, message=message):

@@ -29,9 +29,14 @@ from posthouse.delivery.outcomes import classify
 from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
 from posthouse.delivery.retry import next_attempt_at
 from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult, Transport
+from posthouse.domains import service as domains_service
+from posthouse.domains.recheck import DomainRechecker
+from posthouse.domains.service import SendingIdentity
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
 from posthouse.mime.builder import MimeAttachment, MimeContent, build_message
+from posthouse.mime.dkim import signer as dkim_signer
+from posthouse.protections import idempotency, screening
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,28 @@ class _Result:
     send: SendResult
     started_at: datetime
     finished_at: datetime
+
+
+@dataclass(frozen=True)
+class _Content:
+    """A message as the worker caches it, with the identity of its From domain."""
+
+    message: Message
+    mime: MimeContent
+    identity: SendingIdentity | None  # None: no domain set up for the From address
+
+
+def _from_domain(message: Message) -> str:
+    return message.from_email.rsplit("@", 1)[1].lower()
+
+
+def dkim_signed(identity: SendingIdentity | None, data: bytes) -> bytes:
+    """``data`` signed with the domain's active key; unsigned when it has none."""
+    if identity is None or identity.dkim_selector is None or identity.dkim_private_key_pem is None:
+        return data
+    return dkim_signer(identity.domain, identity.dkim_selector, identity.dkim_private_key_pem).sign(
+        data
+    )
 
 
 def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent:
@@ -86,15 +113,24 @@ class Worker:
         self._max_in_flight = settings.worker_concurrency * 2
         self._in_flight: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[_Result] = asyncio.Queue()
-        self._contents: OrderedDict[uuid.UUID, tuple[Message, MimeContent]] = OrderedDict()
+        self._contents: OrderedDict[uuid.UUID, _Content] = OrderedDict()
         self._last_sweep = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; sends in flight then finish and are recorded."""
         recorder = asyncio.create_task(self._record_forever(), name="posthouse-recorder")
+        rechecker = DomainRechecker(
+            sessionmaker=self.sessionmaker,
+            resolver=domains_service.verification_resolver(self.settings),
+            interval_seconds=self.settings.domain_recheck_seconds,
+        )
+        rechecks = asyncio.create_task(rechecker.run(stop), name="posthouse-domain-recheck")
         try:
             while not stop.is_set():
-                if len(self._in_flight) >= self._max_in_flight:
+                # Claim again only once half the sends in flight finished: a claim is a
+                # transaction of several queries, and refilling one slot at a time would
+                # spend it on a single delivery.
+                if len(self._in_flight) > self._max_in_flight // 2:
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
@@ -104,11 +140,15 @@ class Worker:
                     claimed = 0
                 if not claimed:
                     await self._idle(stop)
-        finally:
+            # A graceful stop: sends in flight finish and are recorded. Not in `finally`:
+            # when the task is cancelled instead, the recorder may be cancelled too, and
+            # waiting for it would never end.
             if self._in_flight:
                 await asyncio.wait(self._in_flight)
             await self._results.join()
+        finally:
             recorder.cancel()
+            rechecks.cancel()
 
     async def run_until_idle(self) -> int:
         """Deliver everything due now, then return how many attempts were made."""
@@ -150,38 +190,62 @@ class Worker:
                 released = await queue.release_expired_leases(now=now)
                 if released:
                     log.warning("released %d deliveries whose lease expired", released)
+                await idempotency.delete_expired(session)
             claimed = await queue.claim(
                 owner=self.owner,
                 limit=limit,
                 now=now,
                 lease=timedelta(seconds=self.settings.lease_seconds),
             )
-            missing = {d.message_id for d in claimed} - self._contents.keys()
+            # Suspension and suppression are checked again at send time.
+            sendable = await screening.screen(session, claimed=claimed)
+            wanted = {d.message_id for d in sendable}
+            # Each send gets its content from here, not from the cache later: loading this
+            # claim's (or a later claim's) messages may evict entries before they are sent.
+            contents = {m: self._contents[m] for m in wanted & self._contents.keys()}
+            for message_id in contents:
+                self._contents.move_to_end(message_id)
+            missing = wanted - contents.keys()
             if missing:
-                for message, attachments in (await queue.contents(list(missing))).values():
-                    self._remember(message, mime_content(message, attachments))
-        for delivery in claimed:
-            task = asyncio.create_task(self._deliver(delivery))
+                loaded = await queue.contents(list(missing))
+                identities = await domains_service.sending_identities(
+                    session,
+                    workspace_ids_and_domains={
+                        (message.workspace_id, _from_domain(message))
+                        for message, _ in loaded.values()
+                    },
+                )
+                for message, attachments in loaded.values():
+                    identity = identities.get((message.workspace_id, _from_domain(message)))
+                    content = _Content(message, mime_content(message, attachments), identity)
+                    self._remember(content)
+                    contents[message.id] = content
+        for delivery in sendable:
+            task = asyncio.create_task(self._deliver(delivery, contents[delivery.message_id]))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         return len(claimed)
 
-    def _remember(self, message: Message, content: MimeContent) -> None:
-        self._contents[message.id] = (message, content)
-        self._contents.move_to_end(message.id)
+    def _remember(self, content: _Content) -> None:
+        self._contents[content.message.id] = content
+        self._contents.move_to_end(content.message.id)
         while len(self._contents) > _CONTENT_CACHE_SIZE:
             self._contents.popitem(last=False)
 
-    async def _deliver(self, delivery: ClaimedDelivery) -> None:
+    async def _deliver(self, delivery: ClaimedDelivery, content: _Content) -> None:
         async with self._send_slots:
             started = utcnow()
             try:
-                message, content = self._contents[delivery.message_id]
-                self._contents.move_to_end(delivery.message_id)
+                identity = content.identity
                 mail = OutgoingMail(
-                    envelope_from=envelope_sender(message),
+                    envelope_from=envelope_sender(
+                        content.message,
+                        delivery_id=delivery.id,
+                        return_path_domain=identity.return_path_domain if identity else None,
+                        secret=self.settings.secret_key.get_secret_value(),
+                    ),
                     recipient=delivery.recipient,
-                    data=build_message(content),
+                    data=dkim_signed(identity, build_message(content.mime)),
                 )
                 result = await asyncio.wait_for(
                     self.transport.send(mail), timeout=self.settings.smtp_timeout_seconds * 3
@@ -274,6 +338,10 @@ class Worker:
         )
         if next_at is None:
             return DeliveryStatus.BOUNCED, EventType.BOUNCE, None
+        if result.send.retry_after:
+            # The destination asked us to slow down: no sooner than it said.
+            wait = timedelta(seconds=result.send.retry_after)
+            next_at = min(max(next_at, result.finished_at + wait), result.delivery.expires_at)
         return DeliveryStatus.DEFERRED, EventType.DELIVERY_DELAY, next_at
 
 

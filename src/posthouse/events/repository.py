@@ -1,12 +1,13 @@
 """SQL for events. Inserts are idempotent on ``dedupe_key``."""
 
+import uuid
 from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posthouse.db.models import Event
+from posthouse.db.models import Delivery, Event
 
 
 class EventRepository:
@@ -21,3 +22,22 @@ class EventRepository:
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(self._insert_ignoring_duplicates(), rows)
+
+    async def add_many_returning_ids(self, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+        """Like add_many; returns the ids of the rows actually stored (not duplicates)."""
+        stored: set[uuid.UUID] = set()
+        for row in rows:
+            inserted = await self.session.scalar(
+                self._insert_ignoring_duplicates().returning(Event.id), row
+            )
+            if inserted is not None:
+                stored.add(inserted)
+        return stored
+
+    async def recipients(self, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not delivery_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Delivery.id, Delivery.recipient).where(Delivery.id.in_(delivery_ids))
+        )
+        return {row.id: row.recipient for row in rows}

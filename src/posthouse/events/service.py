@@ -8,8 +8,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.db.base import new_id, utcnow
+from posthouse.errors import ValidationFailed
 from posthouse.events.repository import EventRepository
 from posthouse.events.types import EventType
+from posthouse.protections import reputation as reputation_service
+from posthouse.protections import suppression as suppression_service
+from posthouse.protections.suppression import SuppressionReason
 
 
 @dataclass(frozen=True)
@@ -24,21 +28,71 @@ class NewEvent:
 
 
 async def ingest(session: AsyncSession, events: list[NewEvent]) -> None:
-    """Store events; one already stored under the same dedupe key is ignored."""
+    """Store events; one already stored under the same dedupe key is ignored.
+
+    This is the one place where outcomes protect the sender's reputation: a newly stored
+    Permanent Bounce or Complaint suppresses its recipient (reason hard_bounce or
+    complaint, with the event as source) and re-judges the workspace's rates, which may
+    suspend it. An event ingested twice does this once.
+    """
     received_at = utcnow()
-    await EventRepository(session).add_many(
-        [
-            {
-                "id": new_id(),
-                "workspace_id": event.workspace_id,
-                "message_id": event.message_id,
-                "delivery_id": event.delivery_id,
-                "type": str(event.type),
-                "occurred_at": event.occurred_at,
-                "received_at": received_at,
-                "data": event.data,
-                "dedupe_key": event.dedupe_key,
-            }
-            for event in events
-        ]
+    rows = [
+        {
+            "id": new_id(),
+            "workspace_id": event.workspace_id,
+            "message_id": event.message_id,
+            "delivery_id": event.delivery_id,
+            "type": str(event.type),
+            "occurred_at": event.occurred_at,
+            "received_at": received_at,
+            "data": event.data,
+            "dedupe_key": event.dedupe_key,
+        }
+        for event in events
+    ]
+    protective = [_suppression_reason(event) is not None for event in events]
+    repository = EventRepository(session)
+    await repository.add_many([row for row, p in zip(rows, protective, strict=True) if not p])
+    if not any(protective):
+        return
+    stored = await repository.add_many_returning_ids(
+        [row for row, p in zip(rows, protective, strict=True) if p]
     )
+    new = [(row, event) for row, event in zip(rows, events, strict=True) if row["id"] in stored]
+    if new:
+        await _protect(session, new)
+
+
+def _suppression_reason(event: NewEvent) -> SuppressionReason | None:
+    if event.type == EventType.COMPLAINT:
+        return SuppressionReason.COMPLAINT
+    if event.type == EventType.BOUNCE and event.data.get("bounce_type") == "Permanent":
+        return SuppressionReason.HARD_BOUNCE
+    return None
+
+
+async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEvent]]) -> None:
+    recipients = await EventRepository(session).recipients(
+        [e.delivery_id for _, e in new if e.delivery_id is not None]
+    )
+    entries = []
+    for row, event in new:
+        address = recipients.get(event.delivery_id) if event.delivery_id else None
+        if address is None and isinstance(event.data.get("recipient"), str):
+            try:
+                address = suppression_service.normalize(event.data["recipient"])
+            except ValidationFailed:
+                address = None
+        reason = _suppression_reason(event)
+        if address is not None and reason is not None:
+            entries.append(
+                suppression_service.AutomaticEntry(
+                    workspace_id=event.workspace_id,
+                    address=address,
+                    reason=reason,
+                    source_event_id=row["id"],
+                )
+            )
+    await suppression_service.add_automatic(session, entries=entries)
+    for workspace_id in sorted({event.workspace_id for _, event in new}):
+        await reputation_service.judge(session, workspace_id=workspace_id)

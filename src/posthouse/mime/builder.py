@@ -73,7 +73,10 @@ def _multipart(subtype: str, children: list[_Part]) -> _Part:
 
 
 def _text_part(subtype: str, text: str) -> _Part:
-    ascii_share = sum(1 for c in text[:4000] if c.isascii()) / max(1, min(len(text), 4000))
+    sample = text[:4000]
+    # Counting the ASCII characters in C: a generator over the characters cost a tenth of
+    # the worker's time per delivery.
+    ascii_share = len(sample.encode("ascii", "ignore")) / max(1, len(sample))
     if ascii_share < 0.6:
         body, cte = (
             encoding.base64_body(text.replace("\r\n", "\n").replace("\n", "\r\n").encode()),

@@ -9,7 +9,10 @@ import re
 from urllib.parse import quote
 
 MAX_LINE = 78
-_ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")
+# RFC 5322's hard limit is 998 characters a line; a longer word is sent as encoded words.
+_LONGEST_WORD = 900
+# RFC 5322 atext and spaces; a "." in a phrase is obsolete syntax, so such names are quoted.
+_ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
 _SIMPLE_PARAM = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e ]{1,60}$")
 
 
@@ -48,7 +51,7 @@ def fold(name: str, tokens: list[str]) -> str:
 
 def unstructured(name: str, value: str) -> str:
     """Subject and other free-text headers."""
-    if is_ascii(value) and "=?" not in value:
+    if is_ascii(value) and "=?" not in value and _fits(value.split(" ")):
         return (
             fold(name, value.split(" "))
             if len(name) + len(value) + 2 > MAX_LINE
@@ -59,12 +62,20 @@ def unstructured(name: str, value: str) -> str:
 
 def phrase(display_name: str) -> list[str]:
     """A display name as tokens: an atom phrase, a quoted string, or encoded words."""
-    if not is_ascii(display_name):
+    # "=?" inside a quoted string is read as an encoded word by some parsers (and flagged
+    # as a defect by Python's), so such names are encoded too.
+    if not is_ascii(display_name) or "=?" in display_name:
         return encoded_words(display_name)
-    if _ATOM_PHRASE.match(display_name) and "=?" not in display_name:
-        return display_name.split(" ")
-    escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
-    return [f'"{escaped}"']
+    if _ATOM_PHRASE.match(display_name):
+        tokens = display_name.split(" ")
+    else:
+        escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
+        tokens = [f'"{escaped}"']
+    return tokens if _fits(tokens) else encoded_words(display_name)
+
+
+def _fits(tokens: list[str]) -> bool:
+    return all(len(token) <= _LONGEST_WORD for token in tokens)
 
 
 def address_list(name: str, addresses: list[tuple[str | None, str]]) -> str:
@@ -81,24 +92,22 @@ def address_list(name: str, addresses: list[tuple[str | None, str]]) -> str:
 
 def parameter(name: str, value: str) -> list[str]:
     """A MIME parameter: quoted when simple ASCII, else RFC 2231 with continuations."""
-    if _SIMPLE_PARAM.match(value):
+    # "=?" would be taken for an encoded word inside the quotes.
+    if _SIMPLE_PARAM.match(value) and "=?" not in value:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return [f'{name}="{escaped}"']
     encoded = quote(value.encode("utf-8"), safe="")
     if len(encoded) <= 60:
         return [f"{name}*=utf-8''{encoded}"]
-    parts: list[str] = []
-    index = 0
-    while encoded:
-        cut = 60
-        # never split a %XX escape
-        while cut < len(encoded) and "%" in encoded[cut - 2 : cut]:
-            cut -= 1
-        piece, encoded = encoded[:cut], encoded[cut:]
-        prefix = "utf-8''" if index == 0 else ""
-        parts.append(f"{name}*{index}*={prefix}{piece}")
-        index += 1
-    return parts
+    # Continuations end on character boundaries: parsers decode each piece on its own.
+    pieces = [""]
+    for char in value:
+        escaped = quote(char.encode("utf-8"), safe="")
+        if pieces[-1] and len(pieces[-1]) + len(escaped) > 60:
+            pieces.append("")
+        pieces[-1] += escaped
+    pieces[0] = "utf-8''" + pieces[0]
+    return [f"{name}*{index}*={piece}" for index, piece in enumerate(pieces)]
 
 
 def content_header(name: str, value: str, params: list[str]) -> str:

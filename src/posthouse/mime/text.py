@@ -20,7 +20,11 @@ _BLOCK = re.compile(
 _CELL = re.compile(r"</?t[dh]\b[^>]*>", re.I)
 _IMAGE_ALT = re.compile(r"""<img\b[^>]*?\balt\s*=\s*(["'])([^"']*)\1[^>]*>""", re.I)
 _TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"[ \t\r\n\f\v]+")
+# Whitespace runs become one space: other whitespace is mapped to spaces in C first, so
+# the regular expression only has to find runs of spaces (a literal, found fast).
+_TO_SPACE = str.maketrans("\t\r\n\f\v", "     ")
+_SPACES = re.compile(r"  +")
+_INVISIBLE_OPENERS = ("<!--", "<script", "<style", "<head", "<title", "<template")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -31,8 +35,10 @@ def _link(match: re.Match[str]) -> str:
 
 
 def html_to_text(html: str) -> str:
-    text = _SPACE.sub(" ", html)
-    text = _INVISIBLE.sub(" ", text)
+    text = _SPACES.sub(" ", html.translate(_TO_SPACE))
+    lowered = text.lower()
+    if any(opener in lowered for opener in _INVISIBLE_OPENERS):
+        text = _INVISIBLE.sub(" ", text)
     text = _LINK.sub(_link, text)
     text = _BREAK.sub("\n", text)
     text = _ITEM.sub("\n- ", text)

@@ -4,6 +4,7 @@ rewrites addresses it dislikes."""
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -39,6 +40,13 @@ def normalize_email(value: str) -> str:
     """Validate a bare address and return its ASCII form (IDNA domain, lower-cased)."""
     if not isinstance(value, str):
         raise ValidationFailed("email address must be a string")
+    return _normalized(value)
+
+
+# Pure, and the same senders and recipients come back all the time: email_validator
+# costs a noticeable share of an accepted send. Refusals raise, so they are not cached.
+@lru_cache(maxsize=4096)
+def _normalized(value: str) -> str:
     if has_control_characters(value):
         raise ValidationFailed(f"invalid email address {value!r}: control characters")
     try:
@@ -57,13 +65,14 @@ def parse_address(value: object, *, field: str) -> Address:
     """``addr@domain`` or ``Display Name <addr@domain>``; anything else is refused."""
     if not isinstance(value, str):
         raise ValidationFailed(f"{field}: each address must be a string", field=field)
-    text = value.strip()
-    if not text:
-        raise ValidationFailed(f"{field}: empty email address", field=field)
-    if has_control_characters(text):
+    # Checked before stripping: strip() would silently drop a trailing CR or LF.
+    if has_control_characters(value):
         raise ValidationFailed(
             f"{field}: address contains control characters (CR, LF, NUL, ...)", field=field
         )
+    text = value.strip()
+    if not text:
+        raise ValidationFailed(f"{field}: empty email address", field=field)
     match = _NAME_AND_ADDRESS.match(text)
     name: str | None = None
     addr = text

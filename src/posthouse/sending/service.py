@@ -9,7 +9,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -17,14 +17,16 @@ from ulid import ULID
 from posthouse.accounts.service import SenderCredentials, ensure_sends_as
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Attachment, Delivery, Message
-from posthouse.errors import MessageNotFound, SenderNotFound
-from posthouse.sending.addresses import Address
+from posthouse.domains import service as domains_service
+from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound
+from posthouse.protections import idempotency, quota, reputation, suppression
+from posthouse.sending.addresses import Address, parse_address
 from posthouse.sending.ids import parse_reference_id
 from posthouse.sending.repository import MessageRepository
 from posthouse.sending.schemas import SendRequest, Thread, ValidSend
 from posthouse.sending.validation import SendLimits, validate_send
 
-_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?)\s*:\s*)+", re.IGNORECASE)
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv)\s*:\s*)+", re.IGNORECASE)
 
 
 @dataclass
@@ -32,6 +34,11 @@ class SubmitOptions:
     queue_lifetime: timedelta = timedelta(days=5)
     limits: SendLimits = field(default_factory=SendLimits)
     api: str = "native"
+    # Seed 001's automatic duplicate detection: a front door without an idempotency key
+    # sets a window, and an identical send within it returns the earlier message.
+    duplicate_window: timedelta | None = None
+    # Settings.require_verified_domains; on unless a front door passes the operator's "off".
+    require_verified_domain: bool = True
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Accepted:
     send: ValidSend
     deliveries: list[Delivery]
     suppressed: list[str] = field(default_factory=list)
+    duplicate: bool = False  # an earlier identical message, returned instead of a new one
 
 
 async def submit(
@@ -53,6 +61,11 @@ async def submit(
     """Validate, apply the sender's rules and store the message with its queue rows."""
     send = validate_send(request, options.limits)
     ensure_sends_as(credentials, send.sender.email)
+    reputation.ensure_not_suspended(credentials.workspace)
+    if options.require_verified_domain:
+        await domains_service.ensure_can_send(
+            session, workspace_id=credentials.workspace.id, email=send.sender.email
+        )
     return await _store(session, credentials=credentials, send=send, options=options, thread=thread)
 
 
@@ -65,7 +78,60 @@ async def _store(
     thread: Thread | None,
 ) -> Accepted:
     workspace = credentials.workspace
+    hashed = content_hash(send)
+    if options.duplicate_window is not None:
+        earlier = await idempotency.find_duplicate(
+            session, workspace_id=workspace.id, content_hash=hashed, within=options.duplicate_window
+        )
+        if earlier is not None:
+            return Accepted(message=earlier, send=send, deliveries=[], duplicate=True)
+    recipients = send.envelope_recipients()
+    suppressed = await suppression.suppressed_among(
+        session, workspace_id=workspace.id, addresses=[address for _, address in recipients]
+    )
+    if suppressed and all(address in suppressed for _, address in recipients):
+        names = [address for _, address in recipients]
+        raise RecipientsSuppressed(
+            "All recipients are on the suppression list: " + ", ".join(names), addresses=names
+        )
     now = utcnow()
+    reservation = await quota.reserve(
+        session,
+        workspace=workspace,
+        recipients=sum(1 for _, address in recipients if address not in suppressed),
+        now=now,
+    )
+    try:
+        return await _insert(
+            session,
+            credentials=credentials,
+            send=send,
+            options=options,
+            thread=thread,
+            recipients=[(kind, a) for kind, a in recipients if a not in suppressed],
+            suppressed=[a for _, a in recipients if a in suppressed],
+            hashed=hashed,
+            now=now,
+        )
+    except Exception:
+        if reservation is not None:
+            await quota.release(session, reservation=reservation)
+        raise
+
+
+async def _insert(
+    session: AsyncSession,
+    *,
+    credentials: SenderCredentials,
+    send: ValidSend,
+    options: SubmitOptions,
+    thread: Thread | None,
+    recipients: list[tuple[str, str]],
+    suppressed: list[str],
+    hashed: str,
+    now: datetime,
+) -> Accepted:
+    workspace = credentials.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
     message = Message(
@@ -90,7 +156,7 @@ async def _store(
         in_reply_to=thread.in_reply_to if thread else None,
         references=thread.references if thread else None,
         original_message_id=thread.original_message_id if thread else None,
-        content_hash=content_hash(send),
+        content_hash=hashed,
         external_id=send.external_id,
         track_opens=send.track_opens,
         track_clicks=send.track_clicks,
@@ -123,10 +189,10 @@ async def _store(
             created_at=now,
             updated_at=now,
         )
-        for kind, recipient in send.envelope_recipients()
+        for kind, recipient in recipients
     ]
     await MessageRepository(session).add(message, attachments, deliveries)
-    return Accepted(message=message, send=send, deliveries=deliveries)
+    return Accepted(message=message, send=send, deliveries=deliveries, suppressed=suppressed)
 
 
 @dataclass
@@ -169,17 +235,19 @@ async def reply_to_subject(
 ) -> ReplyResult:
     """Reply to the sender's most recent email with this subject (``Re:`` prefixes
     ignored); with none, start a new thread. ``request.to`` defaults to the sender."""
+    # Parsed first, so CR/LF/NUL or a malformed address is a 400 like in any other send.
+    sender = parse_address(from_email, field="from")
     try:
-        ensure_sends_as(credentials, from_email.strip().lower())
+        ensure_sends_as(credentials, sender.email)
     except SenderNotFound:
         raise SenderNotFound("Sender email not registered") from None
     original = await MessageRepository(session).latest_by_subject(
         sender_id=credentials.sender.id, subject_key=subject_key(subject)
     )
-    request.sender = from_email.strip()
+    request.sender = sender
     request.subject = reply_subject(original.subject if original else subject)
     if not request.to:
-        request.to = [from_email.strip()]
+        request.to = [sender]
     thread = _thread(original) if original else None
     accepted = await submit(
         session, credentials=credentials, request=request, options=options, thread=thread

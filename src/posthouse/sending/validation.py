@@ -106,12 +106,22 @@ def _address(value: AddressInput, *, field: str) -> Address:
             raise ValidationFailed(f"{field}: ambiguous address {value.email!r}", field=field)
         bare = parse_address(value.email, field=field)
         return Address(email=bare.email, name=_name(value.name, field))
-    return parse_address(value, field=field)
+    address = parse_address(value, field=field)
+    _name(address.name, field)
+    return address
+
+
+# The sender's name is stored in a String(300) column; no real name comes near this.
+MAX_DISPLAY_NAME = 200
 
 
 def _name(name: str | None, field: str) -> str | None:
     if name is not None and has_control_characters(name):
         raise ValidationFailed(f"{field}: display name contains control characters", field=field)
+    if name is not None and len(name) > MAX_DISPLAY_NAME:
+        raise ValidationFailed(
+            f"{field}: display name is longer than {MAX_DISPLAY_NAME} characters", field=field
+        )
     return name or None
 
 
@@ -218,7 +228,7 @@ def validate_attachments(
                 f"attachment {name!r} is larger than {limits.max_attachment_bytes // 2**20} MB"
             )
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        if extension in FORBIDDEN_EXTENSIONS:
+        if extension in FORBIDDEN_EXTENSIONS or is_executable(attachment.data):
             raise AttachmentTypeForbidden(f"Attachments type forbidden: {name!r}")
         result.append(
             ValidAttachment(
@@ -230,6 +240,22 @@ def validate_attachments(
             )
         )
     return result
+
+
+_MACHO_MAGIC = frozenset(
+    {b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe"}
+)
+
+
+def is_executable(data: bytes) -> bool:
+    """A program whatever its name says: a Windows PE (the "MZ" header pointing at a
+    "PE" signature), ELF or Mach-O file. A renamed invoice.exe is still refused."""
+    if data[:4] == b"\x7fELF" or data[:4] in _MACHO_MAGIC:
+        return True
+    if data[:2] != b"MZ" or len(data) < 64:
+        return False
+    offset = int.from_bytes(data[0x3C:0x40], "little")
+    return data[offset : offset + 4] == b"PE\x00\x00"
 
 
 _MIME_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[A-Za-z0-9][\w.+-]{0,126}$")

@@ -24,6 +24,8 @@ class SendResult:
     code: int | None
     reply: str
     remote_host: str | None = None
+    # Seconds before the next attempt is worth making (a destination asked us to slow down).
+    retry_after: float | None = None
 
 
 class Transport(Protocol):

@@ -6,7 +6,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from posthouse.config import Settings
 from posthouse.delivery.transports.base import Transport
 from posthouse.delivery.transports.maildir import MaildirTransport
+from posthouse.delivery.transports.mx import MxConfig, MxTransport
 from posthouse.delivery.transports.smtp import RelayConfig, SmtpRelayTransport
+from posthouse.domains.dns import create_resolver
 
 
 class DeliveryUrlError(ValueError):
@@ -40,6 +42,21 @@ def create_transport(settings: Settings) -> Transport:
         return MaildirTransport(Path(url.removeprefix("maildir:") or "./var/maildir"))
     if url.startswith(("smtp://", "smtps://")):
         return SmtpRelayTransport(relay_config(url, settings))
+    if url == "mx:":
+        return MxTransport(mx_config(settings), create_resolver(settings))
     raise DeliveryUrlError(
-        f"unsupported POSTHOUSE_DELIVERY_URL {url!r}: use maildir:PATH or smtp://host:port"
+        f"unsupported POSTHOUSE_DELIVERY_URL {url!r}: use maildir:PATH, smtp://host:port or mx:"
+    )
+
+
+def mx_config(settings: Settings) -> MxConfig:
+    return MxConfig(
+        port=settings.mx_port,
+        timeout=settings.smtp_timeout_seconds,
+        helo_name=settings.helo_name,
+        tls_policy=settings.tls_policy,
+        connections_per_destination=settings.mx_connections_per_destination,
+        rate_per_destination=settings.mx_rate_per_destination,
+        messages_per_connection=settings.mx_messages_per_connection,
+        slowdown_seconds=settings.mx_slowdown_seconds,
     )
