@@ -1,6 +1,6 @@
 """Error mapping: each front door renders the shared domain errors in its own shape."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -12,15 +12,16 @@ from posthouse.errors import PosthouseError, RequestTooLarge, ValidationFailed
 ErrorRenderer = Callable[[PosthouseError], Response]
 
 
-def _describe(error: RequestValidationError) -> ValidationFailed:
-    first = error.errors()[0] if error.errors() else {}
-    location = ".".join(
-        str(part) for part in first.get("loc", ()) if part not in ("body", "query", "header")
-    )
+def validation_failed(errors: Sequence[Any], *, request_errors: bool = False) -> ValidationFailed:
+    """The first of pydantic's errors as a domain error. FastAPI's request errors start
+    their location with where the value was (body, query, header): not a field name."""
+    first = errors[0] if errors else {}
+    location = list(first.get("loc", ()))
+    if request_errors and location and location[0] in ("body", "query", "header", "path"):
+        location = location[1:]
+    field = ".".join(str(part) for part in location)
     message = first.get("msg", "invalid request")
-    return ValidationFailed(
-        f"{location}: {message}" if location else message, field=location or None
-    )
+    return ValidationFailed(f"{field}: {message}" if field else message, field=field or None)
 
 
 def as_domain_error(error: Exception) -> PosthouseError | None:
@@ -28,7 +29,7 @@ def as_domain_error(error: Exception) -> PosthouseError | None:
     if isinstance(error, PosthouseError):
         return error
     if isinstance(error, RequestValidationError):
-        return _describe(error)
+        return validation_failed(error.errors(), request_errors=True)
     if isinstance(error, HTTPException) and 400 <= error.status_code < 500:
         cause = error.__cause__
         if isinstance(cause, PosthouseError):

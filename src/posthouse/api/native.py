@@ -6,6 +6,7 @@ in sending.service and what it calls.
 
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from starlette.background import BackgroundTask
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import SenderCredentials
 from posthouse.api.deps import SessionDep, SettingsDep
-from posthouse.api.errors import error_route
+from posthouse.api.errors import error_route, validation_failed
 from posthouse.api.multipart import MultipartSend, read_multipart_send
 from posthouse.api.rate_limits import rate_limited
 from posthouse.config import Settings
@@ -30,7 +31,6 @@ from posthouse.errors import (
     RateLimited,
     RecipientsSuppressed,
     Unauthenticated,
-    ValidationFailed,
 )
 from posthouse.protections import idempotency
 from posthouse.sending import service as sending_service
@@ -204,9 +204,7 @@ def _parse(model: type[BaseModel], payload: dict[str, Any]) -> Any:
     try:
         return model.model_validate(payload)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValidationFailed(f"{where}: {first['msg']}" if where else first["msg"]) from None
+        raise validation_failed(error.errors()) from None
 
 
 def _request_from(
@@ -250,11 +248,16 @@ def _accepted_body(
     return body
 
 
-def _accepted_response(request: Request, body: dict[str, Any]) -> JSONResponse:
+def _json(body: dict[str, Any]) -> str:
+    # As JSONResponse renders it, so a replayed response is the original byte for byte.
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def _accepted_response(request: Request, content: str) -> Response:
     worker = getattr(request.app.state, "worker", None)
     # Wake an in-process worker once the response (and so the commit) is done.
     background = BackgroundTask(worker.wakeup.set) if worker is not None else None
-    return JSONResponse(body, status_code=202, background=background)
+    return Response(content, status_code=202, media_type="application/json", background=background)
 
 
 async def _accept_once(
@@ -266,9 +269,13 @@ async def _accept_once(
     accept: Callable[[], Awaitable[tuple[Accepted, dict[str, Any]]]],
 ) -> Response:
     """Run ``accept`` under the request's Idempotency-Key, when it has one."""
+
+    async def accepted_json() -> tuple[str, uuid.UUID | None]:
+        accepted, body = await accept()
+        return _json(body), accepted.message.id
+
     if key is None:
-        return _accepted_response(request, (await accept())[1])
-    idempotency.validate_key(key)
+        return _accepted_response(request, (await accepted_json())[0])
     request_hash = idempotency.fingerprint(
         request.method,
         request.url.path,
@@ -279,12 +286,14 @@ async def _accept_once(
             for a in form.attachments
         ),
     )
-    outcome = await idempotency.claim(
+    outcome = await idempotency.once(
         session,
         workspace_id=caller.workspace.id,
         scope="native",
         key=key,
         request_hash=request_hash,
+        status=202,
+        accept=accepted_json,
     )
     if isinstance(outcome, idempotency.Replay):
         return Response(
@@ -293,19 +302,7 @@ async def _accept_once(
             media_type="application/json",
             headers={"Idempotency-Replayed": "true"},
         )
-    try:
-        accepted, body = await accept()
-        await idempotency.complete(
-            session,
-            claim=outcome,
-            status=202,
-            body=json.dumps(body),
-            message_id=accepted.message.id,
-        )
-    except Exception:
-        await idempotency.give_back(session, claim=outcome)
-        raise
-    return _accepted_response(request, body)
+    return _accepted_response(request, outcome)
 
 
 @router.post(

@@ -10,6 +10,7 @@ fails gives its claim back, so a rejected request never keeps the key.
 import hashlib
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -147,6 +148,36 @@ async def give_back(session: AsyncSession, *, claim: Claim) -> None:
     await session.rollback()
     async with side.connection(engine) as connection:
         await IdempotencyRepository(connection).delete(claim.record_id)
+
+
+async def once(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    scope: str,
+    key: str,
+    request_hash: str,
+    status: int,
+    accept: Callable[[], Awaitable[tuple[str, uuid.UUID | None]]],
+    key_name: str = "Idempotency-Key",
+) -> Replay | str:
+    """Run ``accept`` at most once per key: it returns the response body it produced and
+    the message it created. A request seen before gets its stored Replay; a new one gets
+    its body, stored with the message in the caller's transaction. A failure frees the
+    key, so a request that failed validation does not keep it."""
+    validate_key(key, header=key_name)
+    outcome = await claim(
+        session, workspace_id=workspace_id, scope=scope, key=key, request_hash=request_hash
+    )
+    if isinstance(outcome, Replay):
+        return outcome
+    try:
+        body, message_id = await accept()
+        await complete(session, claim=outcome, status=status, body=body, message_id=message_id)
+    except Exception:
+        await give_back(session, claim=outcome)
+        raise
+    return body
 
 
 async def delete_expired(session: AsyncSession) -> int:
