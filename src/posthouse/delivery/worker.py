@@ -16,7 +16,7 @@ import secrets
 import socket
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,13 +52,21 @@ class _Result:
     finished_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Content:
     """A message as the worker caches it, with the identity of its From domain."""
 
     message: Message
     mime: MimeContent
     identity: SendingIdentity | None  # None: no domain set up for the From address
+    _signed: bytes | None = field(default=None, init=False)
+
+    def signed_bytes(self) -> bytes:
+        """Built and signed once: nothing in the bytes depends on the recipient, and a
+        message to a thousand recipients should not cost a thousand builds and signatures."""
+        if self._signed is None:
+            self._signed = dkim_signed(self.identity, build_message(self.mime))
+        return self._signed
 
 
 def _from_domain(message: Message) -> str:
@@ -245,7 +253,7 @@ class Worker:
                         secret=self.settings.secret_key.get_secret_value(),
                     ),
                     recipient=delivery.recipient,
-                    data=dkim_signed(identity, build_message(content.mime)),
+                    data=content.signed_bytes(),
                 )
                 result = await asyncio.wait_for(
                     self.transport.send(mail), timeout=self.settings.smtp_timeout_seconds * 3
