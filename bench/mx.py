@@ -164,11 +164,10 @@ def main() -> None:
         wait_until("relay sink", lambda: port_open(relay_port))
         dns = stub_dns(mx_port)
         url = reset_database(args.admin_url, args.database)
-        database_url = url.replace("postgresql://", "postgresql+psycopg://")
-        upgrade(database_url)
+        upgrade(url)
         base = Settings(
             _env_file=None,
-            database_url=database_url,
+            database_url=url,
             require_verified_domains=False,
             rate_limit_per_ip=0,
             rate_limit_per_key=0,

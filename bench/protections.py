@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, processes: Processes, logs: Path) -> None:
     database_url = reset_database(args.admin_url, args.database)
     base = {
         **os.environ,
-        "POSTHOUSE_DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://"),
+        "POSTHOUSE_DATABASE_URL": database_url,
         "POSTHOUSE_DELIVERY_URL": f"maildir:{logs / 'maildir'}",
         "POSTHOUSE_REQUIRE_VERIFIED_DOMAINS": "false",
         "POSTHOUSE_ENVIRONMENT": "development",

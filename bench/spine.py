@@ -485,7 +485,7 @@ def run(args: argparse.Namespace, processes: Processes, logs: Path) -> None:
     database_url = reset_database(args.admin_url, args.database)
     env = {
         **os.environ,
-        "POSTHOUSE_DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://"),
+        "POSTHOUSE_DATABASE_URL": database_url,
         "POSTHOUSE_DELIVERY_URL": f"smtp://127.0.0.1:{sink.port}",
         # The benchmark measures the pipeline, not the per-client protections.
         "POSTHOUSE_RATE_LIMIT_PER_IP": "0",

@@ -2,6 +2,7 @@
 POSTHOUSE_TEST_DATABASE_URL is set), the real app behind httpx, a real SMTP server."""
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 
         base = PG_URL.rsplit("/", 1)
         name = f"{base[1]}_{_worker_id()}"
-        admin = base[0].replace("postgresql+psycopg", "postgresql") + "/postgres"
+        # psycopg takes a libpq URL: drop any "+driver" from the scheme.
+        admin = re.sub(r"^postgresql\+\w+:", "postgresql:", base[0]) + "/postgres"
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             connection.execute(f'CREATE DATABASE "{name}"')

@@ -153,7 +153,7 @@ class TestHealth:
         assert (response.status_code, response.json()) == (200, {"status": "ok", "database": "ok"})
 
     async def test_unavailable_when_the_database_does_not_answer(self, settings: Settings) -> None:
-        dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/posthouse"
+        dead = f"postgresql://postgres@127.0.0.1:{free_port()}/posthouse"
         app = create_app(settings.model_copy(update={"database_url": dead}))
 
         async with app.router.lifespan_context(app):

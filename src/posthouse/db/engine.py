@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +23,21 @@ SQLITE_PRAGMAS = (
 )
 
 
+_ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+def async_database_url(database_url: str) -> str:
+    """The URL with the driver posthouse runs on: asyncpg for PostgreSQL (whatever driver
+    the URL names: ``postgresql://`` and ``postgresql+psycopg://`` work too), aiosqlite
+    for SQLite. asyncpg costs about a quarter less CPU per accepted send than psycopg's
+    async mode, and one driver means one tested path."""
+    url = make_url(database_url)
+    driver = _ASYNC_DRIVERS.get(url.get_backend_name())
+    if driver is None:
+        raise ValueError(f"unsupported database URL {url!r}: use postgresql:// or sqlite:///")
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
 def create_engine(
     database_url: str, *, pool_size: int = 10, null_pool: bool = False
 ) -> AsyncEngine:
@@ -33,7 +49,7 @@ def create_engine(
         # send. A connection found dead fails its one request, and SQLAlchemy then drops
         # every pooled connection older than it; recycling bounds their age meanwhile.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
-    engine = create_async_engine(database_url, **kwargs)
+    engine = create_async_engine(async_database_url(database_url), **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
@@ -83,10 +99,10 @@ def create_side_engine(database_url: str, *, pool_size: int = 4) -> AsyncEngine 
     if database_url.startswith("sqlite"):
         return None
     return create_async_engine(
-        database_url,
+        async_database_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_recycle=1800,
         isolation_level="AUTOCOMMIT",
-        connect_args={"options": "-c synchronous_commit=off"},
+        connect_args={"server_settings": {"synchronous_commit": "off"}},
     )
