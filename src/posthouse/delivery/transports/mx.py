@@ -33,9 +33,9 @@ from posthouse.delivery.outcomes import (
     TlsUnavailable,
     classify,
     is_throttle,
-    outcome_for_code,
 )
 from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult
+from posthouse.delivery.transports.sendmail import sendmail
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class MxTransport:
         anything was accepted, so a fresh one may try at once."""
         client, host = connection.client, connection.host
         try:
-            errors, reply = await client.sendmail(mail.envelope_from, [mail.recipient], mail.data)
+            reply = await sendmail(client, mail.envelope_from, mail.recipient, mail.data)
         except aiosmtplib.SMTPServerDisconnected as error:
             client.close()
             return None if reused else classify(error, remote_host=host)
@@ -264,9 +264,6 @@ class MxTransport:
                 raise
             return classify(error, remote_host=host)
         self._release(destination, connection)
-        if mail.recipient in errors:
-            code, message = errors[mail.recipient]
-            return SendResult(outcome_for_code(code), code, message, host)
         return SendResult(Outcome.SENT, 250, reply, host)
 
     async def _connect(self, host: str, address: str) -> aiosmtplib.SMTP:

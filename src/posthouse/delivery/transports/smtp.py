@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from posthouse.delivery.outcomes import classify, outcome_for_code
-from posthouse.delivery.transports.base import OutgoingMail, SendResult
+from posthouse.delivery.outcomes import classify
+from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult
+from posthouse.delivery.transports.sendmail import sendmail
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,7 @@ class SmtpRelayTransport:
                     except Exception as error:  # classified below: every failure becomes an outcome
                         return classify(error, remote_host=self.config.host)
                 try:
-                    errors, reply = await client.sendmail(
-                        mail.envelope_from, [mail.recipient], mail.data
-                    )
+                    reply = await sendmail(client, mail.envelope_from, mail.recipient, mail.data)
                 except aiosmtplib.SMTPServerDisconnected as error:
                     client = None
                     if reused:
@@ -74,10 +73,7 @@ class SmtpRelayTransport:
                     await self._discard(client)
                     return classify(error, remote_host=self.config.host)
                 self._release(client)
-                if mail.recipient in errors:
-                    code, message = errors[mail.recipient]
-                    return SendResult(outcome_for_code(code), code, message, self.config.host)
-                return SendResult(outcome_for_code(250), 250, reply, self.config.host)
+                return SendResult(Outcome.SENT, 250, reply, self.config.host)
             raise AssertionError("unreachable")
 
     def _release(self, client: aiosmtplib.SMTP) -> None:

@@ -1,0 +1,102 @@
+"""The worker's own sendmail against a real SMTP server: what arrives, and refusals."""
+
+from collections.abc import AsyncIterator, Iterator
+
+import aiosmtplib
+import pytest
+
+from posthouse.delivery.transports.sendmail import data_payload, sendmail
+from tests.smtp_server import SmtpServer
+
+
+@pytest.mark.parametrize(
+    ("message", "payload"),
+    [
+        (b"A: b\r\n\r\nbody\r\n", b"A: b\r\n\r\nbody\r\n.\r\n"),
+        (b"A: b\r\n\r\n.x\r\n..two\r\n.\r\n", b"A: b\r\n\r\n..x\r\n...two\r\n..\r\n.\r\n"),
+        (b".first\r\n", b"..first\r\n.\r\n"),
+        (b"A: b\r\n\r\nno final line ending", b"A: b\r\n\r\nno final line ending\r\n.\r\n"),
+        (b"A: b\n\nbare\nlf\r\n.dot\rcr\n", b"A: b\r\n\r\nbare\r\nlf\r\n..dot\r\ncr\r\n.\r\n"),
+    ],
+)
+def test_data_payload_ends_lines_in_crlf_and_doubles_leading_dots(
+    message: bytes, payload: bytes
+) -> None:
+    assert data_payload(message) == payload
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()  # aiosmtpd offers SMTPUTF8 by default
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def client(smtp_server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_server.port, timeout=5)
+    await smtp.connect()
+    yield smtp
+    smtp.close()
+
+
+MESSAGE = b"Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\nplain\r\n.\r\nend\r\n"
+
+
+async def test_message_arrives_byte_for_byte(
+    client: aiosmtplib.SMTP, smtp_server: SmtpServer
+) -> None:
+    reply = await sendmail(client, "bounce@ex.example", "alice@example.com", MESSAGE)
+
+    (received,) = smtp_server.wait_for(1)
+    assert "Queued" in reply
+    assert received.mail_from == "bounce@ex.example"
+    assert received.rcpt_tos == ["alice@example.com"]
+    assert received.data == MESSAGE
+
+
+async def test_a_refused_recipient_leaves_the_connection_usable(
+    client: aiosmtplib.SMTP, smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.rcpt_replies.append("550 5.1.1 No such user")
+
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+        await sendmail(client, "bounce@ex.example", "gone@example.com", MESSAGE)
+    await sendmail(client, "bounce@ex.example", "alice@example.com", MESSAGE)
+
+    assert refused.value.recipients[0].code == 550
+    assert [r.rcpt_tos for r in smtp_server.wait_for(1)] == [["alice@example.com"]]
+
+
+async def test_a_refused_message_leaves_the_connection_usable(
+    client: aiosmtplib.SMTP, smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.data_replies.append("452 4.3.1 Insufficient storage")
+
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await sendmail(client, "bounce@ex.example", "alice@example.com", MESSAGE)
+    await sendmail(client, "bounce@ex.example", "bob@example.com", MESSAGE)
+
+    assert refused.value.code == 452
+    assert [r.rcpt_tos for r in smtp_server.wait_for(1)] == [["bob@example.com"]]
+
+
+async def test_a_non_ascii_mailbox_goes_with_smtputf8(
+    client: aiosmtplib.SMTP, smtp_server: SmtpServer
+) -> None:
+    await sendmail(client, "bounce@ex.example", "jürgen@example.com", MESSAGE)
+
+    assert [r.rcpt_tos for r in smtp_server.wait_for(1)] == [["jürgen@example.com"]]
+
+
+async def test_a_non_ascii_mailbox_is_refused_without_smtputf8() -> None:
+    server = SmtpServer(enable_SMTPUTF8=False).start()
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, timeout=5)
+    try:
+        await smtp.connect()
+        with pytest.raises(aiosmtplib.SMTPNotSupported):
+            await sendmail(smtp, "bounce@ex.example", "jürgen@example.com", MESSAGE)
+    finally:
+        smtp.close()
+        server.stop()
+    assert server.received == []
