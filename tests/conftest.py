@@ -26,6 +26,9 @@ from posthouse.delivery.worker import Worker
 from tests.smtp_server import SmtpServer, free_port
 
 PG_URL = os.environ.get("POSTHOUSE_TEST_DATABASE_URL")
+# The api reuses a resolved key this long: a workspace changed behind its back (by a
+# test, as by an operator or the worker) is seen after it.
+AUTH_CACHE_SECONDS = 0.05
 
 
 def _worker_id() -> str:
@@ -91,6 +94,7 @@ def settings(database_url: str, smtp_server: SmtpServer, tmp_path: Path) -> Sett
         rate_limit_per_ip=0,
         rate_limit_per_key=0,
         inbound_bind=f"127.0.0.1:{free_port()}",
+        auth_cache_seconds=AUTH_CACHE_SECONDS,
     )
 
 

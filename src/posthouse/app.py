@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from posthouse import __version__
+from posthouse.accounts.service import CredentialCache
 from posthouse.api import native
 from posthouse.api.limits import BodySizeLimit
 from posthouse.api.rate_limits import RateLimitHeaders
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = Fals
         app.state.engine = engine
         app.state.side_engine = create_side_engine(settings.database_url)
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.credential_cache = CredentialCache(ttl=settings.auth_cache_seconds)
         app.state.worker = None
         app.state.inbound = None
         worker_task = None

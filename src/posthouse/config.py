@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     # API
     max_request_bytes: int = Field(40 * 1024 * 1024, ge=1024)
+    # How long an api process reuses a sender's resolved key: revoking a key or
+    # suspending a workspace reaches every process within this time.
+    auth_cache_seconds: float = Field(1.0, ge=0, description="0 = look the key up every time")
     require_verified_domains: bool = True
 
     # Sending domains: the host named in the SPF and return-path MX records to publish

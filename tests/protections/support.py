@@ -1,5 +1,6 @@
 """Helpers for the protections' tests: change a workspace, send through the native API."""
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -7,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.db.models import Message, Suppression, Workspace
-from tests.conftest import SenderTokens, multipart
+from tests.conftest import AUTH_CACHE_SECONDS, SenderTokens, multipart
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -15,6 +16,12 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 async def set_workspace(sessionmaker: Sessionmaker, name: str = "acme", **values: Any) -> None:
     async with sessionmaker.begin() as session:
         await session.execute(update(Workspace).where(Workspace.name == name).values(**values))
+    await api_sees_workspace_changes()
+
+
+async def api_sees_workspace_changes() -> None:
+    """Wait until the api's cached credentials carry a change made behind its back."""
+    await asyncio.sleep(AUTH_CACHE_SECONDS)
 
 
 async def workspace(sessionmaker: Sessionmaker, name: str = "acme") -> Workspace:

@@ -13,7 +13,7 @@ from posthouse.events.types import EventType
 from posthouse.protections import workspaces
 from posthouse.sending.ids import parse_reference_id
 from tests.conftest import SenderTokens
-from tests.protections.support import send, set_workspace, workspace
+from tests.protections.support import api_sees_workspace_changes, send, set_workspace, workspace
 from tests.smtp_server import SmtpServer
 
 SUSPENDED = {"status": 400, "message": "API access suspended \u2013 high bounce rate"}
@@ -64,6 +64,7 @@ class TestBounceRate:
         suspended = await workspace(sessionmaker)
         assert suspended.suspended_at is not None
         assert suspended.suspension_reason == "high bounce rate"
+        await api_sees_workspace_changes()
         refused = await send(client, sender, ["next@example.com"])
         assert (refused.status_code, refused.json()) == (400, SUSPENDED)
 
@@ -135,6 +136,7 @@ class TestComplaintRate:
                 ],
             )
 
+        await api_sees_workspace_changes()
         refused = await send(client, sender, ["c@example.com"])
         assert refused.json() == {
             "status": 400,

@@ -1,6 +1,7 @@
 """Workspaces, senders and their credentials."""
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,38 @@ class SenderCredentials:
     key: ApiKey
     workspace: Workspace
     sender: Sender
+
+
+@dataclass
+class CredentialCache:
+    """Sender credentials an api process resolved in the last ``ttl`` seconds, by the
+    digest of the access token: the key lookup is a quarter of the database work of an
+    accepted send. A key revoked or a workspace suspended elsewhere takes effect here
+    within ``ttl`` (queued mail of a suspended workspace is held by the worker anyway).
+    The secret is still checked on every request; unknown tokens are never cached."""
+
+    ttl: float = 1.0
+    max_entries: int = 10_000
+    _entries: dict[str, tuple[float, SenderCredentials]] = field(default_factory=dict)
+
+    def get(self, lookup_hash: str) -> SenderCredentials | None:
+        entry = self._entries.get(lookup_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[lookup_hash]
+            return None
+        return entry[1]
+
+    def put(self, lookup_hash: str, credentials: SenderCredentials) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # rare: more live keys than entries; refill on demand
+        self._entries[lookup_hash] = (time.monotonic() + self.ttl, credentials)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 @dataclass(frozen=True)
@@ -92,15 +125,32 @@ async def add_sender(session: AsyncSession, *, workspace_name: str, email: str) 
 
 
 async def authenticate_sender(
-    session: AsyncSession, *, access_token: str, secret_token: str
+    session: AsyncSession,
+    *,
+    access_token: str,
+    secret_token: str,
+    cache: CredentialCache | None = None,
 ) -> SenderCredentials:
     """Resolve an access+secret pair to its sender. Unknown and wrong pairs look the same."""
-    found = await AccountRepository(session).key_with_owner(tokens.digest(access_token))
+    lookup_hash = tokens.digest(access_token)
+    cached = cache.get(lookup_hash) if cache is not None else None
+    if cached is not None:
+        if not tokens.secret_matches(secret_token, cached.key.secret_hash):
+            raise SenderNotFound("Sender email is not found in platform!")
+        return cached
+    found = await AccountRepository(session).key_with_owner(lookup_hash)
     expected = found[0].secret_hash if found else tokens.digest("")
     if not tokens.secret_matches(secret_token, expected) or found is None or found[1] is None:
         raise SenderNotFound("Sender email is not found in platform!")
     key, sender, workspace = found
-    return SenderCredentials(key, workspace, sender)
+    credentials = SenderCredentials(key, workspace, sender)
+    if cache is not None and cache.ttl > 0:
+        # Out of the session, so that a rollback of this request cannot expire what
+        # later requests read.
+        for instance in found:
+            session.expunge(instance)
+        cache.put(lookup_hash, credentials)
+    return credentials
 
 
 def ensure_sends_as(credentials: SenderCredentials, from_email: str) -> None:

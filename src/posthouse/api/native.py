@@ -178,6 +178,7 @@ def _multipart_doc(payload: type[BaseModel]) -> dict[str, Any]:
 
 
 async def credentials(
+    request: Request,
     session: SessionDep,
     access_token: Annotated[str | None, Header(alias="X-Api-Access-Token")] = None,
     secret_token: Annotated[str | None, Header(alias="X-Api-Secret-Token")] = None,
@@ -185,7 +186,10 @@ async def credentials(
     if not access_token or not secret_token:
         raise Unauthenticated("X-Api-Access-Token and X-Api-Secret-Token headers are required")
     return await accounts_service.authenticate_sender(
-        session, access_token=access_token, secret_token=secret_token
+        session,
+        access_token=access_token,
+        secret_token=secret_token,
+        cache=request.app.state.credential_cache,
     )
 
 
