@@ -39,7 +39,7 @@ def async_database_url(database_url: str) -> str:
 
 
 def create_engine(
-    database_url: str, *, pool_size: int = 10, null_pool: bool = False
+    database_url: str, *, pool_size: int = 20, null_pool: bool = False
 ) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if null_pool:
@@ -48,7 +48,10 @@ def create_engine(
         # No pre-ping: it costs a round trip on every checkout, a tenth of an accepted
         # send. A connection found dead fails its one request, and SQLAlchemy then drops
         # every pooled connection older than it; recycling bounds their age meanwhile.
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+        # The pool is sized for steady load: a connection beyond it is closed when it is
+        # returned, so a load that keeps needing one opens a new connection (a forked
+        # server process) per request.
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800)
     engine = create_async_engine(async_database_url(database_url), **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
@@ -89,7 +92,7 @@ async def transaction(
         yield session
 
 
-def create_side_engine(database_url: str, *, pool_size: int = 4) -> AsyncEngine | None:
+def create_side_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine | None:
     """PostgreSQL connections for the protections' side writes (rate-limit buckets,
     idempotency claims, quota reservations): single autocommitted statements that must
     be visible to other requests at once and must not hold a row lock until the
@@ -100,8 +103,10 @@ def create_side_engine(database_url: str, *, pool_size: int = 4) -> AsyncEngine 
         return None
     return create_async_engine(
         async_database_url(database_url),
+        # No overflow: a side statement holds its connection for one round trip, so a
+        # request waits a moment for one rather than opening (and closing) its own.
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=0,
         pool_recycle=1800,
         isolation_level="AUTOCOMMIT",
         connect_args={"server_settings": {"synchronous_commit": "off"}},
