@@ -16,7 +16,13 @@ from posthouse.protections import suppression
 from posthouse.protections.suppression import SuppressionReason
 from posthouse.sending.ids import parse_reference_id
 from tests.conftest import SenderTokens
-from tests.protections.support import message_count, send, suppressions, workspace
+from tests.protections.support import (
+    message_count,
+    send,
+    set_workspace,
+    suppressions,
+    workspace,
+)
 from tests.smtp_server import SmtpServer
 
 
@@ -78,6 +84,23 @@ class TestSubmit:
         assert response.json()["suppressed"] == ["alice@example.com"]
         await worker.run_until_idle()
         assert [r.rcpt_tos for r in smtp_server.received] == [["carol@example.com"]]
+
+    async def test_suppressed_recipients_do_not_count_against_the_quota(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        await set_workspace(sessionmaker, monthly_quota=1)
+        await _suppress(sessionmaker, "alice@example.com")
+
+        response = await send(client, sender, ["alice@example.com", "carol@example.com"])
+        after = await send(client, sender, ["dave@example.com"])
+
+        assert response.status_code == 202
+        assert response.json()["suppressed"] == ["alice@example.com"]
+        assert list(await _deliveries(sessionmaker)) == ["carol@example.com"]
+        assert after.json()["message"] == "Monthly e-mail quota exceeded"
 
     async def test_an_expired_entry_no_longer_suppresses(
         self,

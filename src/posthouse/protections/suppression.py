@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -16,7 +17,7 @@ from ulid import ULID
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Suppression
 from posthouse.errors import NotFound, ValidationFailed
-from posthouse.protections.repository import SuppressionRepository
+from posthouse.protections.repository import SuppressionRepository, suppression_parameters
 from posthouse.sending.addresses import normalize_email
 
 
@@ -56,6 +57,12 @@ def parse_reason(value: str) -> SuppressionReason:
     except ValueError:
         known = ", ".join(r.value for r in SuppressionReason)
         raise ValidationFailed(f"reason must be one of {known}", field="reason") from None
+
+
+def insert_guard(*, workspace_id: uuid.UUID, addresses: list[str]) -> dict[str, Any]:
+    """What an insert that checks the suppression list itself needs
+    (sending.repository.MessageRepository.add): the same rule as suppressed_among."""
+    return suppression_parameters(workspace_id, addresses, now=utcnow())
 
 
 async def suppressed_among(

@@ -4,13 +4,14 @@ import uuid
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnDefault, Insert, Table, bindparam, insert, select
+from sqlalchemy import ColumnDefault, Executable, Exists, Insert, Table, bindparam, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from posthouse.db.base import Base
 from posthouse.db.models import Attachment, Delivery, Message
+from posthouse.protections.repository import ACTIVE_SUPPRESSIONS
 
 
 @cache
@@ -52,56 +53,96 @@ def _single_row_insert(table: Table, prefix: str) -> Insert:
     )
 
 
+def _guarded_row_insert(table: Table, prefix: str, unless: Exists) -> Insert:
+    """INSERT of one row of bound values that inserts nothing when ``unless`` holds."""
+    columns = list(table.columns)
+    values = select(*(bindparam(f"{prefix}{c.name}", type_=c.type) for c in columns))
+    return insert(table).from_select(columns, values.where(~unless))
+
+
 @lru_cache(maxsize=_COMBINED_MAX_ROWS * 8)
-def _combined_statement(attachments: int, deliveries: int) -> Insert:
+def _combined_statement(attachments: int, deliveries: int, guarded: bool) -> Executable:
     """PostgreSQL: ``WITH m AS (INSERT message), a0 AS (INSERT attachment), ...,
-    INSERT delivery``, built once per shape and compiled once by SQLAlchemy."""
-    statement = _single_row_insert(Delivery.__table__, "d0_")
-    ctes = [_single_row_insert(Message.__table__, "m_").cte("m")]
-    ctes += [
-        _single_row_insert(Attachment.__table__, f"a{i}_").cte(f"a{i}") for i in range(attachments)
-    ]
-    ctes += [
-        _single_row_insert(Delivery.__table__, f"d{i}_").cte(f"d{i}") for i in range(1, deliveries)
-    ]
-    return statement.add_cte(*ctes)
+    INSERT delivery``, built once per shape and compiled once by SQLAlchemy.
+
+    Guarded, it first selects which recipients are suppressed (``s``), inserts nothing
+    when any is, and returns them: the suppression check costs no round trip of its own
+    in the usual case, where nobody is suppressed."""
+    rows = [(Message.__table__, "m_", "m")]
+    rows += [(Attachment.__table__, f"a{i}_", f"a{i}") for i in range(attachments)]
+    rows += [(Delivery.__table__, f"d{i}_", f"d{i}") for i in range(deliveries)]
+    if not guarded:
+        *ctes, (last_table, last_prefix, _) = rows
+        statement = _single_row_insert(last_table, last_prefix)
+        return statement.add_cte(*(_single_row_insert(t, p).cte(n) for t, p, n in ctes))
+    suppressed = ACTIVE_SUPPRESSIONS.cte("s")
+    any_suppressed = select(suppressed.c.address).exists()
+    inserts = [_guarded_row_insert(t, p, any_suppressed).cte(n) for t, p, n in rows]
+    return select(suppressed.c.address).add_cte(suppressed, *inserts)
 
 
 def _combined_insert(
-    message: dict[str, Any], attachments: list[dict[str, Any]], deliveries: list[dict[str, Any]]
-) -> tuple[Insert, dict[str, Any]]:
+    message: dict[str, Any],
+    attachments: list[dict[str, Any]],
+    deliveries: list[dict[str, Any]],
+    guard: dict[str, Any] | None,
+) -> tuple[Executable, dict[str, Any]]:
     params = {f"m_{name}": value for name, value in message.items()}
     for prefix, rows in (("a", attachments), ("d", deliveries)):
         for index, row in enumerate(rows):
             params.update({f"{prefix}{index}_{name}": value for name, value in row.items()})
-    return _combined_statement(len(attachments), len(deliveries)), params
+    if guard is not None:
+        params.update(guard)
+    statement = _combined_statement(len(attachments), len(deliveries), guard is not None)
+    return statement, params
 
 
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    def can_guard(self, *, attachments: int, deliveries: int) -> bool:
+        """Whether ``add`` can check the suppression list in the insert itself."""
+        return (
+            self.session.bind.dialect.name == "postgresql"
+            and 0 < deliveries
+            and (attachments + deliveries <= _COMBINED_MAX_ROWS)
+        )
+
     async def add(
-        self, message: Message, attachments: list[Attachment], deliveries: list[Delivery]
-    ) -> None:
+        self,
+        message: Message,
+        attachments: list[Attachment],
+        deliveries: list[Delivery],
+        *,
+        unless_suppressed: dict[str, Any] | None = None,
+    ) -> set[str]:
         """Insert a message with its files and queue rows, in that order (there are no ORM
         relationships to order them). Core inserts rather than the unit of work: this runs
         for every accepted email, and a flush costs more CPU than the statements. The
-        objects stay transient, with their defaults filled in as a flush would."""
+        objects stay transient, with their defaults filled in as a flush would.
+
+        ``unless_suppressed`` (the parameters of ``suppression_parameters``; only where
+        ``can_guard``): insert nothing if any of those addresses is suppressed, and
+        return them."""
         message_row = _row(message)
         attachment_rows = [_row(a) for a in attachments]
         delivery_rows = [_row(d) for d in deliveries]
-        combined = 0 < len(attachment_rows) + len(delivery_rows) <= _COMBINED_MAX_ROWS
-        if self.session.bind.dialect.name == "postgresql" and delivery_rows and combined:
+        if self.can_guard(attachments=len(attachments), deliveries=len(deliveries)):
             # One statement, so one round trip: the foreign keys are checked at its end.
-            statement, params = _combined_insert(message_row, attachment_rows, delivery_rows)
-            await self.session.execute(statement, params)
-            return
+            statement, params = _combined_insert(
+                message_row, attachment_rows, delivery_rows, unless_suppressed
+            )
+            result = await self.session.execute(statement, params)
+            return set(result.scalars()) if unless_suppressed is not None else set()
+        if unless_suppressed is not None:
+            raise ValueError("this database cannot check suppressions in the insert")
         await self.session.execute(insert(Message.__table__), message_row)
         if attachment_rows:
             await self.session.execute(insert(Attachment.__table__), attachment_rows)
         if delivery_rows:
             await self.session.execute(insert(Delivery.__table__), delivery_rows)
+        return set()
 
     async def get(self, message_id: uuid.UUID, *, workspace_id: uuid.UUID) -> Message | None:
         return await self.session.scalar(

@@ -10,6 +10,8 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -18,7 +20,7 @@ from posthouse.accounts.service import SenderCredentials, ensure_sends_as
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Attachment, Delivery, Message
 from posthouse.domains import service as domains_service
-from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound
+from posthouse.errors import MessageNotFound, QuotaExceeded, RecipientsSuppressed, SenderNotFound
 from posthouse.protections import idempotency, quota, reputation, suppression
 from posthouse.sending.addresses import Address, parse_address
 from posthouse.sending.ids import parse_reference_id
@@ -86,37 +88,69 @@ async def _store(
         if earlier is not None:
             return Accepted(message=earlier, send=send, deliveries=[], duplicate=True)
     recipients = send.envelope_recipients()
-    suppressed = await suppression.suppressed_among(
-        session, workspace_id=workspace.id, addresses=[address for _, address in recipients]
-    )
-    if suppressed and all(address in suppressed for _, address in recipients):
-        names = [address for _, address in recipients]
-        raise RecipientsSuppressed(
-            "All recipients are on the suppression list: " + ", ".join(names), addresses=names
-        )
-    now = utcnow()
-    reservation = await quota.reserve(
+    addresses = [address for _, address in recipients]
+    store = partial(
+        _reserved_insert,
         session,
-        workspace=workspace,
-        recipients=sum(1 for _, address in recipients if address not in suppressed),
-        now=now,
+        credentials=credentials,
+        send=send,
+        options=options,
+        thread=thread,
+        hashed=hashed,
+        now=utcnow(),
+    )
+    if MessageRepository(session).can_guard(
+        attachments=len(send.attachments), deliveries=len(recipients)
+    ):
+        # Usually nobody is suppressed: insert for everyone with the check in the insert
+        # itself, and take the longer way below only when it finds someone (or when the
+        # quota is short, which leaving suppressed recipients out might mend).
+        guard = suppression.insert_guard(workspace_id=workspace.id, addresses=addresses)
+        try:
+            accepted = await store(recipients=recipients, suppressed=[], guard=guard)
+        except QuotaExceeded:
+            accepted = None
+        if accepted is not None:
+            return accepted
+    suppressed = await suppression.suppressed_among(
+        session, workspace_id=workspace.id, addresses=addresses
+    )
+    if suppressed and all(address in suppressed for address in addresses):
+        raise RecipientsSuppressed(
+            "All recipients are on the suppression list: " + ", ".join(addresses),
+            addresses=addresses,
+        )
+    accepted = await store(
+        recipients=[(kind, a) for kind, a in recipients if a not in suppressed],
+        suppressed=[a for a in addresses if a in suppressed],
+        guard=None,
+    )
+    assert accepted is not None  # stored without a guard
+    return accepted
+
+
+async def _reserved_insert(
+    session: AsyncSession,
+    *,
+    recipients: list[tuple[str, str]],
+    guard: dict[str, Any] | None,
+    **insert: Any,
+) -> Accepted | None:
+    """Reserve the recipients against the quota, then insert; the reservation is given
+    back when nothing was stored."""
+    workspace = insert["credentials"].workspace
+    reservation = await quota.reserve(
+        session, workspace=workspace, recipients=len(recipients), now=insert["now"]
     )
     try:
-        return await _insert(
-            session,
-            credentials=credentials,
-            send=send,
-            options=options,
-            thread=thread,
-            recipients=[(kind, a) for kind, a in recipients if a not in suppressed],
-            suppressed=[a for _, a in recipients if a in suppressed],
-            hashed=hashed,
-            now=now,
-        )
+        accepted = await _insert(session, recipients=recipients, unless_suppressed=guard, **insert)
     except Exception:
         if reservation is not None:
             await quota.release(session, reservation=reservation)
         raise
+    if accepted is None and reservation is not None:
+        await quota.release(session, reservation=reservation)
+    return accepted
 
 
 async def _insert(
@@ -130,7 +164,10 @@ async def _insert(
     suppressed: list[str],
     hashed: str,
     now: datetime,
-) -> Accepted:
+    unless_suppressed: dict[str, Any] | None = None,
+) -> Accepted | None:
+    """Store the message for ``recipients``; None (nothing stored) when
+    ``unless_suppressed`` finds one of them suppressed."""
     workspace = credentials.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
@@ -191,7 +228,11 @@ async def _insert(
         )
         for kind, recipient in recipients
     ]
-    await MessageRepository(session).add(message, attachments, deliveries)
+    found = await MessageRepository(session).add(
+        message, attachments, deliveries, unless_suppressed=unless_suppressed
+    )
+    if found:
+        return None
     return Accepted(message=message, send=send, deliveries=deliveries, suppressed=suppressed)
 
 
