@@ -43,12 +43,19 @@ async def sendmail(client: aiosmtplib.SMTP, sender: str, recipient: str, message
     if client.supports_extension("size"):
         options.insert(0, f"SIZE={len(payload) - 3}")
     encoding = "utf-8" if utf8 else "ascii"
+    # MAIL and RCPT as raw commands: aiosmtplib's mail() and rcpt() re-parse each address
+    # with the email package (and rewrite what it cannot parse); these addresses were
+    # validated when the email was accepted, and execute_command still refuses CR and LF.
     try:
-        await client.mail(sender, options=options, encoding=encoding)
-        try:
-            await client.rcpt(recipient, encoding=encoding)
-        except aiosmtplib.SMTPRecipientRefused as refused:
-            raise SMTPRecipientsRefused([refused]) from None
+        reply = await client.execute_command(
+            b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *(o.encode() for o in options)
+        )
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
+        reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">")
+        if reply.code not in (250, 251):
+            refused = aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
+            raise SMTPRecipientsRefused([refused])
         response = await _data(client, payload)
     except (SMTPResponseException, SMTPRecipientsRefused):
         try:
