@@ -4,9 +4,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiosmtplib
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from posthouse.delivery.transports.sendmail import data_payload, sendmail
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import RecordingHandler, SmtpServer
 
 
 @pytest.mark.parametrize(
@@ -100,3 +101,29 @@ async def test_a_non_ascii_mailbox_is_refused_without_smtputf8() -> None:
         smtp.close()
         server.stop()
     assert server.received == []
+
+
+class NoEsmtpHandler(RecordingHandler):
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        return ["502 5.5.1 EHLO not implemented"]
+
+
+async def test_a_server_without_esmtp_is_greeted_with_helo() -> None:
+    server = SmtpServer(NoEsmtpHandler()).start()
+    # As the relay transport connects: no STARTTLS probe, so no greeting on connect.
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, timeout=5, start_tls=False)
+    try:
+        await smtp.connect()
+        await sendmail(smtp, "bounce@ex.example", "alice@example.com", MESSAGE)
+    finally:
+        smtp.close()
+        server.stop()
+
+    assert [r.data for r in server.wait_for(1)] == [MESSAGE]

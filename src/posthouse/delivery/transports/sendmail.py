@@ -35,7 +35,10 @@ async def sendmail(client: aiosmtplib.SMTP, sender: str, recipient: str, message
     reply to the message (a refused recipient raises SMTPRecipientsRefused)."""
     payload = data_payload(message)
     if client.is_ehlo_or_helo_needed:
-        await client.ehlo()
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()  # a server that knows no ESMTP (RFC 5321 4.1.1.1)
     utf8 = not (sender.isascii() and recipient.isascii())
     if utf8 and not client.supports_extension("smtputf8"):
         raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
