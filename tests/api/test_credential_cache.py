@@ -73,7 +73,7 @@ async def test_a_change_behind_the_apis_back_is_seen_once_the_entry_expires(
     assert (await _send(client, sender.headers)).status_code == 202
     await _suspend(sessionmaker)
 
-    await asyncio.sleep(settings.auth_cache_seconds)
+    await asyncio.sleep(settings.auth_cache_seconds + 0.01)
     refused = await _send(client, sender.headers)
 
     assert (refused.status_code, refused.json()) == (400, SUSPENDED)

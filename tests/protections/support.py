@@ -21,7 +21,8 @@ async def set_workspace(sessionmaker: Sessionmaker, name: str = "acme", **values
 
 async def api_sees_workspace_changes() -> None:
     """Wait until the api's cached credentials carry a change made behind its back."""
-    await asyncio.sleep(AUTH_CACHE_SECONDS)
+    # A little over the TTL: asyncio may wake a timer up to its clock resolution early.
+    await asyncio.sleep(AUTH_CACHE_SECONDS + 0.01)
 
 
 async def workspace(sessionmaker: Sessionmaker, name: str = "acme") -> Workspace:
