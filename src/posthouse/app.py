@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = Fals
         app.state.engine = engine
         app.state.side_engine = create_side_engine(settings.database_url)
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.credential_cache = CredentialCache(ttl=settings.auth_cache_seconds)
+        ttl = settings.auth_cache_seconds
+        app.state.credential_cache = CredentialCache(ttl=ttl) if ttl > 0 else None
         app.state.worker = None
         app.state.inbound = None
         worker_task = None

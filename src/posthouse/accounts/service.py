@@ -51,14 +51,9 @@ class CredentialCache:
         return entry[1]
 
     def put(self, lookup_hash: str, credentials: SenderCredentials) -> None:
-        if self.ttl <= 0:
-            return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # rare: more live keys than entries; refill on demand
         self._entries[lookup_hash] = (time.monotonic() + self.ttl, credentials)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 @dataclass(frozen=True)
@@ -144,7 +139,7 @@ async def authenticate_sender(
         raise SenderNotFound("Sender email is not found in platform!")
     key, sender, workspace = found
     credentials = SenderCredentials(key, workspace, sender)
-    if cache is not None and cache.ttl > 0:
+    if cache is not None:
         # Out of the session, so that a rollback of this request cannot expire what
         # later requests read.
         for instance in found:

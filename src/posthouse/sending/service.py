@@ -132,18 +132,34 @@ async def _store(
 async def _reserved_insert(
     session: AsyncSession,
     *,
+    credentials: SenderCredentials,
+    send: ValidSend,
+    options: SubmitOptions,
+    thread: Thread | None,
+    hashed: str,
+    now: datetime,
     recipients: list[tuple[str, str]],
+    suppressed: list[str],
     guard: dict[str, Any] | None,
-    **insert: Any,
 ) -> Accepted | None:
     """Reserve the recipients against the quota, then insert; the reservation is given
     back when nothing was stored."""
-    workspace = insert["credentials"].workspace
     reservation = await quota.reserve(
-        session, workspace=workspace, recipients=len(recipients), now=insert["now"]
+        session, workspace=credentials.workspace, recipients=len(recipients), now=now
     )
     try:
-        accepted = await _insert(session, recipients=recipients, unless_suppressed=guard, **insert)
+        accepted = await _insert(
+            session,
+            credentials=credentials,
+            send=send,
+            options=options,
+            thread=thread,
+            recipients=recipients,
+            suppressed=suppressed,
+            hashed=hashed,
+            now=now,
+            unless_suppressed=guard,
+        )
     except Exception:
         if reservation is not None:
             await quota.release(session, reservation=reservation)
