@@ -176,7 +176,13 @@ class TestTwoWorkers:
     ) -> None:
         handler = smtp_server.handler
         assert isinstance(handler, HoldingHandler)
-        workers = [WorkerProcess(settings, tmp_path, name) for name in ("worker-a", "worker-b")]
+        # Small claims and a slower server, so that one worker cannot take and finish a
+        # whole submission before the other polls: both must compete for the queue.
+        handler.data_delay = 0.005
+        workers = [
+            WorkerProcess(settings, tmp_path, name, POSTHOUSE_WORKER_BATCH_SIZE="50")
+            for name in ("worker-a", "worker-b")
+        ]
         processes.extend(workers)
         for worker in workers:
             await worker.started()
