@@ -187,6 +187,14 @@ def cpu_seconds(*, group: int | None = None, pids: set[int] | None = None) -> fl
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """Busy and idle CPU seconds of the whole machine, summed over cores (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, idle, iowait, irq, softirq = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, (idle + iowait) / tick
+
+
 def wait_until(what: str, ready: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
@@ -587,7 +595,9 @@ def run(args: argparse.Namespace, processes: Processes, logs: Path) -> None:
             log = processes.start("worker", [str(POSTHOUSE), "worker"], env, profiled=True)
             # Startup (imports, connecting) is not part of the per-email cost.
             wait_until("the worker", lambda log=log: "started" in log.read_text())
-            worker_cpu = processes.cpu("worker")
+            worker_cpu, api_cpu = processes.cpu("worker"), processes.cpu("api")
+            pg_cpu = backend_cpu(database_url, args.database)
+            busy, idle = machine_cpu()
             before = sink.messages()
             started = time.perf_counter()
             result = run_wrk(**wrk, threads=args.threads, duration=args.emails, limit=args.emails)
@@ -610,6 +620,11 @@ def run(args: argparse.Namespace, processes: Processes, logs: Path) -> None:
             wait_until("every email to reach the sink", delivered, timeout=900)
             elapsed = time.perf_counter() - started
             worker_cost.add((processes.cpu("worker") - worker_cpu) * 1000 / max(1, total))
+            api_ms = (processes.cpu("api") - api_cpu) * 1000 / max(1, total)
+            pg_ms = backend_cpu_since(database_url, args.database, pg_cpu) * 1000 / max(1, total)
+            busy_after, idle_after = machine_cpu()
+            machine_ms = (busy_after - busy) * 1000 / max(1, total)
+            idle_share = (idle_after - idle) / max(1e-9, busy_after - busy + idle_after - idle)
             # The worker's QUIT ends the sink's sessions, which flushes its counters.
             processes.stop("worker")
             with suppress(RuntimeError):
@@ -624,7 +639,9 @@ def run(args: argparse.Namespace, processes: Processes, logs: Path) -> None:
                 f"(b) run {number + 1}: {total} accepted in {result.seconds:.1f} s"
                 f" ({result.requests_per_second:.0f}/s), all at the sink after {elapsed:.1f} s:"
                 f" {total / elapsed:7.1f} emails/s  (sink {sink.messages() - before},"
-                f" recorded sent {sent})  worker cpu/email {worker_cost.values[-1]:.2f} ms"
+                f" recorded sent {sent})\n    cpu/email: worker {worker_cost.values[-1]:.2f} ms,"
+                f" api {api_ms:.2f} ms, postgres {pg_ms:.2f} ms, whole machine {machine_ms:.2f} ms"
+                f" ({idle_share:.0%} idle)"
                 f"  load {end_to_end.loads[-1]}"
             )
         processes.stop("api")

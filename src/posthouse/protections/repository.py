@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import (
     Insert,
+    String,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -54,10 +56,19 @@ def _insert(bind_dialect: str, table: Any) -> Insert:
 # Built once: this runs on every send, and building the statement each time cost
 # about a sixth of its 0.8 ms. A Core select skips the ORM's result machinery too.
 _suppression = Suppression.__table__
+_ACTIVE = or_(_suppression.c.expires_at.is_(None), _suppression.c.expires_at > bindparam("b_now"))
 ACTIVE_SUPPRESSIONS = select(_suppression.c.address).where(
     _suppression.c.workspace_id == bindparam("b_workspace"),
     _suppression.c.address.in_(bindparam("b_addresses", expanding=True)),
-    or_(_suppression.c.expires_at.is_(None), _suppression.c.expires_at > bindparam("b_now")),
+    _ACTIVE,
+)
+# PostgreSQL only: the addresses as one array parameter. An expanding IN makes SQLAlchemy
+# re-render the whole statement on every execution, which in the combined insert that
+# embeds this cost 8% of the api's CPU per send.
+ACTIVE_SUPPRESSIONS_PG = select(_suppression.c.address).where(
+    _suppression.c.workspace_id == bindparam("b_workspace"),
+    _suppression.c.address == any_(bindparam("b_addresses", type_=postgresql.ARRAY(String))),
+    _ACTIVE,
 )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import defer
 
 from posthouse.db.base import Base
 from posthouse.db.models import Attachment, Delivery, Message
-from posthouse.protections.repository import ACTIVE_SUPPRESSIONS
+from posthouse.protections.repository import ACTIVE_SUPPRESSIONS_PG
 
 
 @cache
@@ -75,7 +75,7 @@ def _combined_statement(attachments: int, deliveries: int, guarded: bool) -> Exe
         *ctes, (last_table, last_prefix, _) = rows
         statement = _single_row_insert(last_table, last_prefix)
         return statement.add_cte(*(_single_row_insert(t, p).cte(n) for t, p, n in ctes))
-    suppressed = ACTIVE_SUPPRESSIONS.cte("s")
+    suppressed = ACTIVE_SUPPRESSIONS_PG.cte("s")
     any_suppressed = select(suppressed.c.address).exists()
     inserts = [_guarded_row_insert(t, p, any_suppressed).cte(n) for t, p, n in rows]
     return select(suppressed.c.address).add_cte(suppressed, *inserts)
