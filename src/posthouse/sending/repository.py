@@ -1,11 +1,14 @@
 """SQL for messages, their attachments and deliveries."""
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnDefault, Executable, Exists, Insert, Table, bindparam, insert, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -60,41 +63,73 @@ def _guarded_row_insert(table: Table, prefix: str, unless: Exists) -> Insert:
     return insert(table).from_select(columns, values.where(~unless))
 
 
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A statement SQLAlchemy compiled once, run as driver SQL: its text and, for each
+    positional parameter, the name it is bound by and its type's bind processor (JSON
+    serialisation, the UTC check), applied as SQLAlchemy would."""
+
+    sql: str
+    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+
+    def arguments(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            process(values[name]) if process else values[name] for name, process in self.parameters
+        )
+
+
 @lru_cache(maxsize=_COMBINED_MAX_ROWS * 8)
-def _combined_statement(attachments: int, deliveries: int, guarded: bool) -> Executable:
+def _combined_statement(
+    attachments: int, deliveries: int, guarded: bool, dialect: Dialect
+) -> _DriverStatement:
     """PostgreSQL: ``WITH m AS (INSERT message), a0 AS (INSERT attachment), ...,
-    INSERT delivery``, built once per shape and compiled once by SQLAlchemy.
+    INSERT delivery``, built and compiled once per shape.
 
     Guarded, it first selects which recipients are suppressed (``s``), inserts nothing
     when any is, and returns them: the suppression check costs no round trip of its own
-    in the usual case, where nobody is suppressed."""
+    in the usual case, where nobody is suppressed.
+
+    It runs as driver SQL because SQLAlchemy's work on each execution of a compiled
+    statement (an execution context, 40 to 60 parameters processed by name) was about 5%
+    of the api's CPU per accepted send."""
     rows = [(Message.__table__, "m_", "m")]
     rows += [(Attachment.__table__, f"a{i}_", f"a{i}") for i in range(attachments)]
     rows += [(Delivery.__table__, f"d{i}_", f"d{i}") for i in range(deliveries)]
+    statement: Executable
     if not guarded:
         *ctes, (last_table, last_prefix, _) = rows
-        statement = _single_row_insert(last_table, last_prefix)
-        return statement.add_cte(*(_single_row_insert(t, p).cte(n) for t, p, n in ctes))
-    suppressed = ACTIVE_SUPPRESSIONS_PG.cte("s")
-    any_suppressed = select(suppressed.c.address).exists()
-    inserts = [_guarded_row_insert(t, p, any_suppressed).cte(n) for t, p, n in rows]
-    return select(suppressed.c.address).add_cte(suppressed, *inserts)
+        statement = _single_row_insert(last_table, last_prefix).add_cte(
+            *(_single_row_insert(t, p).cte(n) for t, p, n in ctes)
+        )
+    else:
+        suppressed = ACTIVE_SUPPRESSIONS_PG.cte("s")
+        any_suppressed = select(suppressed.c.address).exists()
+        inserts = [_guarded_row_insert(t, p, any_suppressed).cte(n) for t, p, n in rows]
+        statement = select(suppressed.c.address).add_cte(suppressed, *inserts)
+    compiled = statement.compile(dialect=dialect)
+    assert compiled.positiontup is not None  # asyncpg's numbered parameters
+    return _DriverStatement(
+        sql=compiled.string,
+        parameters=tuple(
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup
+        ),
+    )
 
 
-def _combined_insert(
+def _combined_values(
     message: dict[str, Any],
     attachments: list[dict[str, Any]],
     deliveries: list[dict[str, Any]],
     guard: dict[str, Any] | None,
-) -> tuple[Executable, dict[str, Any]]:
-    params = {f"m_{name}": value for name, value in message.items()}
+) -> dict[str, Any]:
+    values = {f"m_{name}": value for name, value in message.items()}
     for prefix, rows in (("a", attachments), ("d", deliveries)):
         for index, row in enumerate(rows):
-            params.update({f"{prefix}{index}_{name}": value for name, value in row.items()})
+            values.update({f"{prefix}{index}_{name}": value for name, value in row.items()})
     if guard is not None:
-        params.update(guard)
-    statement = _combined_statement(len(attachments), len(deliveries), guard is not None)
-    return statement, params
+        values.update(guard)
+    return values
 
 
 class MessageRepository:
@@ -130,10 +165,17 @@ class MessageRepository:
         delivery_rows = [_row(d) for d in deliveries]
         if self.can_guard(attachments=len(attachments), deliveries=len(deliveries)):
             # One statement, so one round trip: the foreign keys are checked at its end.
-            statement, params = _combined_insert(
+            connection = await self.session.connection()
+            statement = _combined_statement(
+                len(attachment_rows),
+                len(delivery_rows),
+                unless_suppressed is not None,
+                connection.dialect,
+            )
+            values = _combined_values(
                 message_row, attachment_rows, delivery_rows, unless_suppressed
             )
-            result = await self.session.execute(statement, params)
+            result = await connection.exec_driver_sql(statement.sql, statement.arguments(values))
             return set(result.scalars()) if unless_suppressed is not None else set()
         if unless_suppressed is not None:
             raise ValueError("this database cannot check suppressions in the insert")
