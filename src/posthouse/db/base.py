@@ -2,11 +2,12 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm.instrumentation import manager_of_class
 from ulid import ULID
 
 NAMING_CONVENTION = {
@@ -50,6 +51,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+def transient(model: type[ModelT], **values: Any) -> ModelT:
+    """A new, unsaved ``model`` holding ``values`` as its constructor would, but without
+    the ORM's per-attribute events: for rows inserted with Core on the hot path, where
+    building three instances through their constructors cost more CPU than the insert
+    statement itself. Nothing may add the instance to a session."""
+    instance: ModelT = manager_of_class(model).new_instance()
+    instance.__dict__.update(values)
+    return instance
 
 
 class IdMixin:

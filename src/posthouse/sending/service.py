@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from posthouse.accounts.service import SenderCredentials, ensure_sends_as
-from posthouse.db.base import new_id, utcnow
+from posthouse.db.base import new_id, transient, utcnow
 from posthouse.db.models import Attachment, Delivery, Message
 from posthouse.domains import service as domains_service
 from posthouse.errors import MessageNotFound, QuotaExceeded, RecipientsSuppressed, SenderNotFound
@@ -187,7 +187,8 @@ async def _insert(
     workspace = credentials.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
-    message = Message(
+    message = transient(
+        Message,
         id=message_id,
         created_at=now,
         workspace_id=workspace.id,
@@ -216,7 +217,8 @@ async def _insert(
         attachment_count=len(send.attachments),
     )
     attachments = [
-        Attachment(
+        transient(
+            Attachment,
             message_id=message_id,
             position=position,
             filename=a.filename,
@@ -231,7 +233,8 @@ async def _insert(
     ]
     expires_at = now + options.queue_lifetime
     deliveries = [
-        Delivery(
+        transient(
+            Delivery,
             message_id=message_id,
             workspace_id=workspace.id,
             recipient=recipient,
