@@ -14,6 +14,59 @@ from posthouse.db.models import Attachment, Delivery, DeliveryAttempt, DeliveryS
 _delivery = Delivery.__table__
 
 
+# The claim and the outcome update are built once: they run for every batch, and building
+# a statement (and its cache key) costs more CPU than running it.
+_DUE = (
+    select(_delivery.c.id)
+    # Literal statuses so PostgreSQL can use the partial index ix_delivery_due.
+    .where(
+        text("status IN ('queued', 'deferred')"),
+        _delivery.c.next_attempt_at <= bindparam("b_now"),
+    )
+    .order_by(_delivery.c.next_attempt_at)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(_delivery)
+    .where(_delivery.c.id.in_(_DUE.scalar_subquery()))
+    .values(
+        status=DeliveryStatus.SENDING,
+        attempts=_delivery.c.attempts + 1,
+        lease_owner=bindparam("b_owner"),
+        lease_expires_at=bindparam("b_lease_until"),
+        last_attempt_at=bindparam("b_now"),
+    )
+    .returning(
+        _delivery.c.id,
+        _delivery.c.message_id,
+        _delivery.c.workspace_id,
+        _delivery.c.recipient,
+        _delivery.c.attempts,
+        _delivery.c.expires_at,
+        _delivery.c.tracking_token,
+    )
+)
+_RECORD = (
+    update(_delivery)
+    .where(
+        _delivery.c.id == bindparam("b_id"),
+        _delivery.c.lease_owner == bindparam("b_owner"),
+        text("status = 'sending'"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        last_smtp_code=bindparam("b_code"),
+        last_smtp_reply=bindparam("b_reply"),
+        sent_at=bindparam("b_sent_at"),
+        updated_at=bindparam("b_updated_at"),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
+
+
 @dataclass(frozen=True)
 class ClaimedDelivery:
     id: uuid.UUID
@@ -48,33 +101,9 @@ class QueueRepository:
     ) -> list[ClaimedDelivery]:
         """Take up to ``limit`` due deliveries. PostgreSQL skips rows other workers hold;
         SQLite's BEGIN IMMEDIATE makes the whole claim one writer at a time."""
-        due = (
-            select(_delivery.c.id)
-            # Literal statuses so PostgreSQL can use the partial index ix_delivery_due.
-            .where(text("status IN ('queued', 'deferred')"), _delivery.c.next_attempt_at <= now)
-            .order_by(_delivery.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         rows = await self.session.execute(
-            update(_delivery)
-            .where(_delivery.c.id.in_(due.scalar_subquery()))
-            .values(
-                status=DeliveryStatus.SENDING,
-                attempts=_delivery.c.attempts + 1,
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                last_attempt_at=now,
-            )
-            .returning(
-                _delivery.c.id,
-                _delivery.c.message_id,
-                _delivery.c.workspace_id,
-                _delivery.c.recipient,
-                _delivery.c.attempts,
-                _delivery.c.expires_at,
-                _delivery.c.tracking_token,
-            )
+            _CLAIM,
+            {"b_now": now, "b_limit": limit, "b_owner": owner, "b_lease_until": now + lease},
         )
         return [ClaimedDelivery(*row) for row in rows]
 
@@ -99,25 +128,7 @@ class QueueRepository:
         expired and was claimed again is left to its new holder."""
         if not updates:
             return
-        await self.session.execute(
-            update(_delivery)
-            .where(
-                _delivery.c.id == bindparam("b_id"),
-                _delivery.c.lease_owner == bindparam("b_owner"),
-                text("status = 'sending'"),
-            )
-            .values(
-                status=bindparam("b_status"),
-                next_attempt_at=bindparam("b_next_attempt_at"),
-                last_smtp_code=bindparam("b_code"),
-                last_smtp_reply=bindparam("b_reply"),
-                sent_at=bindparam("b_sent_at"),
-                updated_at=bindparam("b_updated_at"),
-                lease_owner=None,
-                lease_expires_at=None,
-            ),
-            [{**row, "b_owner": owner} for row in updates],
-        )
+        await self.session.execute(_RECORD, [{**row, "b_owner": owner} for row in updates])
 
     async def add_attempts(self, attempts: list[dict[str, Any]]) -> None:
         if attempts:

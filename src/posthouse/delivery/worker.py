@@ -255,9 +255,8 @@ class Worker:
                     recipient=delivery.recipient,
                     data=content.signed_bytes(),
                 )
-                result = await asyncio.wait_for(
-                    self.transport.send(mail), timeout=self.settings.smtp_timeout_seconds * 3
-                )
+                async with asyncio.timeout(self.settings.smtp_timeout_seconds * 3):
+                    result = await self.transport.send(mail)
             except Exception as error:
                 log.warning("delivery %s failed: %r", delivery.id, error)
                 result = classify(error)
