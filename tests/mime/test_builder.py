@@ -76,6 +76,27 @@ class TestStructure:
         # The parser keeps the CRLF line ends of the wire.
         assert plain.get_content().rstrip() == "Plain words.\r\nSecond line."
 
+    @pytest.mark.parametrize(
+        ("text", "encoding"),
+        [
+            ("Short ASCII lines.\nA second one.", "7bit"),
+            ("A line longer than seventy-eight characters " + "x" * 40, "quoted-printable"),
+            ("Grüße aus Köln, with a few accented letters.", "quoted-printable"),
+            ("Привет, мир! Это сообщение почти целиком не ASCII.", "base64"),
+        ],
+    )
+    def test_text_parts_are_sent_in_the_lightest_encoding_that_fits(
+        self, text: str, encoding: str
+    ) -> None:
+        message = built(text=text, html="<p>" + "y" * 200 + "</p>")
+
+        plain, html = message.iter_parts()
+        assert plain["Content-Transfer-Encoding"] == encoding
+        assert plain.get_content().replace("\r\n", "\n").rstrip() == text
+        # A long line of HTML is wrapped by quoted-printable.
+        assert html["Content-Transfer-Encoding"] == "quoted-printable"
+        assert html.get_content().rstrip() == "<p>" + "y" * 200 + "</p>"
+
     def test_text_only_is_a_single_part(self) -> None:
         message = built(html=None, text="Just text")
 

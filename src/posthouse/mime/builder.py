@@ -64,7 +64,8 @@ class _Part:
 
 
 def _multipart(subtype: str, children: list[_Part]) -> _Part:
-    # "=_" never occurs in quoted-printable or base64 output, so the boundary cannot collide.
+    # "=_" never occurs in quoted-printable or base64 output, and 7bit text would have to
+    # guess 96 random bits: the boundary cannot collide with a part's content.
     boundary = f"=_ph_{secrets.token_hex(12)}"
     header = encoding.content_header(
         "Content-Type", f"multipart/{subtype}", [f'boundary="{boundary}"']
@@ -73,17 +74,21 @@ def _multipart(subtype: str, children: list[_Part]) -> _Part:
 
 
 def _text_part(subtype: str, text: str) -> _Part:
-    sample = text[:4000]
-    # Counting the ASCII characters in C: a generator over the characters cost a tenth of
-    # the worker's time per delivery.
-    ascii_share = len(sample.encode("ascii", "ignore")) / max(1, len(sample))
-    if ascii_share < 0.6:
-        body, cte = (
-            encoding.base64_body(text.replace("\r\n", "\n").replace("\n", "\r\n").encode()),
-            "base64",
-        )
+    normal = text.replace("\r\n", "\n").replace("\r", "\n")
+    if (
+        normal.isascii()
+        and "\x00" not in normal
+        and max(map(len, normal.split("\n"))) <= encoding.MAX_LINE
+    ):
+        # As the stdlib's email package does: text that is already 7bit with short lines
+        # goes as it is (quoted-printable costs ~80 CPU instructions a byte).
+        body, cte = normal.replace("\n", "\r\n").encode("ascii"), "7bit"
+    elif len((sample := text[:4000]).encode("ascii", "ignore")) / max(1, len(sample)) < 0.6:
+        # Counting the ASCII characters in C: a generator over the characters cost a tenth
+        # of the worker's time per delivery.
+        body, cte = encoding.base64_body(normal.replace("\n", "\r\n").encode()), "base64"
     else:
-        body, cte = encoding.quoted_printable(text), "quoted-printable"
+        body, cte = encoding.quoted_printable(normal), "quoted-printable"
     return _Part(
         headers=[
             f'Content-Type: text/{subtype}; charset="utf-8"',
