@@ -103,6 +103,28 @@ class TestPayload:
         message = await refused(response, 400)
         assert "multipart/form-data" in message
 
+    async def test_a_part_without_a_name(
+        self, client: httpx.AsyncClient, sender: SenderTokens, refused: Any
+    ) -> None:
+        body = (
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\n{{}}\r\n--{BOUNDARY}--\r\n"
+        ).encode()
+
+        response = await post_raw(client, sender, body)
+
+        message = await refused(response, 400)
+        assert message.startswith("malformed multipart body")
+
+    async def test_a_missing_boundary(
+        self, client: httpx.AsyncClient, sender: SenderTokens, refused: Any
+    ) -> None:
+        headers = {**sender.headers, "Content-Type": "multipart/form-data"}
+
+        response = await client.post("/api/v1/emails", headers=headers, content=b"--x--")
+
+        message = await refused(response, 400)
+        assert message.startswith("malformed multipart body")
+
     async def test_a_truncated_multipart_body(
         self, client: httpx.AsyncClient, sender: SenderTokens, refused: Any
     ) -> None:
