@@ -188,6 +188,8 @@ class TestOpenApi:
             assert error == {"$ref": "#/components/schemas/ErrorBody"}
             headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
             assert {"X-Api-Access-Token", "X-Api-Secret-Token"} <= headers
+            if method == "post":
+                assert "Idempotency-Key" in headers, path
         send = paths["/api/v1/emails"]["post"]
         form = send["requestBody"]["content"]["multipart/form-data"]["schema"]
         assert form["required"] == ["payload"]
