@@ -63,7 +63,8 @@ router = APIRouter(
 )
 
 # The token and Idempotency-Key headers are read from request.headers and documented
-# here: FastAPI's extraction of header parameters cost ~3% of an accepted send.
+# here: FastAPI's extraction of header parameters cost ~4% of the api's instructions per
+# accepted send.
 TOKEN_HEADERS: list[dict[str, Any]] = [
     {
         "name": name,
@@ -191,7 +192,7 @@ def _multipart_doc(payload: type[BaseModel]) -> dict[str, Any]:
 
 
 async def credentials(request: Request, session: SessionDep) -> SenderCredentials:
-    access_token = request.headers.get("x-api-access-token")
+    access_token = _access_token(request)
     secret_token = request.headers.get("x-api-secret-token")
     if not access_token or not secret_token:
         raise Unauthenticated("X-Api-Access-Token and X-Api-Secret-Token headers are required")
