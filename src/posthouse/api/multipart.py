@@ -32,15 +32,16 @@ class MultipartSend:
 class _Part:
     headers: dict[str, str] = field(default_factory=dict)
     chunks: list[bytes] = field(default_factory=list)
-    size: int = 0
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
 
 
 class _Reader:
     """Collects the parts python-multipart's callbacks describe."""
 
-    def __init__(self, *, max_part_bytes: int) -> None:
+    def __init__(self) -> None:
         self.parts: list[_Part] = []
-        self.max_part_bytes = max_part_bytes
         self._field = b""
         self._value = b""
 
@@ -61,9 +62,7 @@ class _Reader:
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         # Files are bounded by the request size; only the JSON part has its own limit,
         # checked once the parts are known.
-        part = self.parts[-1]
-        part.size += end - start
-        part.chunks.append(data[start:end])
+        self.parts[-1].chunks.append(data[start:end])
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
         self._field += data[start:end]
@@ -88,7 +87,7 @@ async def read_multipart_send(
     boundary = options.get(b"boundary")
     if not boundary:
         raise ValidationFailed("malformed multipart body: missing boundary")
-    reader = _Reader(max_part_bytes=MAX_PAYLOAD_BYTES)
+    reader = _Reader()
     try:
         parser = MultipartParser(boundary, reader.callbacks())
         async for chunk in request.stream():
@@ -115,18 +114,19 @@ async def read_multipart_send(
             attachments.append(
                 AttachmentInput(
                     filename=disposition[b"filename"].decode("utf-8", "replace"),
-                    data=b"".join(part.chunks),
+                    data=part.data(),
                     content_type=part.headers.get("content-type"),
                 )
             )
     if len(payloads) != 1:
         raise ValidationFailed("exactly one 'payload' part is required", field="payload")
-    if payloads[0].size > reader.max_part_bytes:
+    text = payloads[0].data()
+    if len(text) > MAX_PAYLOAD_BYTES:
         raise ValidationFailed(
-            f"payload exceeds {reader.max_part_bytes // (1024 * 1024)} MB", field="payload"
+            f"payload exceeds {MAX_PAYLOAD_BYTES // (1024 * 1024)} MB", field="payload"
         )
     try:
-        payload = json.loads(b"".join(payloads[0].chunks))
+        payload = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("payload is not valid JSON", field="payload") from None
     if not isinstance(payload, dict):

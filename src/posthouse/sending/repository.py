@@ -45,8 +45,8 @@ def _row(instance: Base) -> dict[str, Any]:
     return values
 
 
-# Statements with a multi-row VALUES are not cached by SQLAlchemy's compiler, so the
-# combined insert has one single-row INSERT per row, and is used up to this many rows.
+# The combined insert has one single-row INSERT per row and is compiled once per shape
+# (rows of each kind), so it is used up to this many rows; bigger sends take plain inserts.
 _COMBINED_MAX_ROWS = 16
 
 
