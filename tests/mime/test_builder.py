@@ -10,9 +10,12 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 import pytest
 
+from posthouse.delivery.transports.sendmail import data_payload
 from posthouse.mime.builder import MimeAttachment, MimeContent, build_message
+from posthouse.mime.dkim import generate_key, signer
 
 DATE = datetime(2026, 11, 22, 13, 5, 9, tzinfo=UTC)
+DKIM_KEY = generate_key(1024)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
@@ -33,11 +36,17 @@ def content(**overrides: object) -> MimeContent:
     return MimeContent(**fields)  # type: ignore[arg-type]
 
 
+def assert_crlf_only(data: bytes) -> None:
+    """No bare CR or LF: the worker hands build_message's output to SMTP unchecked."""
+    pairs = data.count(b"\r\n")
+    assert (data.count(b"\r"), data.count(b"\n")) == (pairs, pairs)
+
+
 def parse(data: bytes) -> EmailMessage:
     """Parse strictly, then touch every header of every part: none may carry a defect."""
     assert data.isascii()
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
-    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert_crlf_only(data)
     message = BytesParser(policy=policy.strict).parsebytes(data)
     assert isinstance(message, EmailMessage)
     for part in message.walk():
@@ -273,3 +282,32 @@ def _display_names(data: bytes, header: str) -> list[str]:
     is dropped. (Python 3.11's policy parser keeps it inside phrases, a stdlib bug.)"""
     raw = BytesParser(policy=policy.compat32).parsebytes(data, headersonly=True)[header]
     return [_normal(str(make_header(decode_header(name)))) for name, _ in getaddresses([str(raw)])]
+
+
+LINE_BREAKS = ["\r\n", "\n", "\r", "\r\r\n", "\n\r", "\n.\n", "\r\n.\r\n", " \r\n", "\t\n"]
+
+
+class TestLineEndings:
+    """The worker tells the SMTP transports (and the DKIM signer) that every line of
+    build_message's output ends in CRLF, so they skip checking: bodies with every mix of
+    line breaks must come out with CRLF only, in every transfer encoding."""
+
+    @pytest.mark.parametrize("seed", range(60))
+    def test_bodies_with_any_line_breaks_come_out_crlf_only(self, seed: int) -> None:
+        rng = random.Random(seed)
+
+        def body() -> str:
+            pieces = [
+                rng.choice(AWKWARD + ["<p>", "</td>", "."]) for _ in range(rng.randint(1, 12))
+            ]
+            return "".join(piece + rng.choice(LINE_BREAKS) for piece in pieces)
+
+        html = body() if rng.random() < 0.7 else None
+        text = body() if html is None or rng.random() < 0.5 else None
+        data = build_message(content(html=html, text=text))
+
+        assert_crlf_only(data)
+        assert data_payload(data, crlf=True) == data_payload(data)
+        signed = signer("yourstore.example", "s1", DKIM_KEY.private_key_pem).sign(data, crlf=True)
+        assert_crlf_only(signed)
+        assert data_payload(signed, crlf=True) == data_payload(signed)

@@ -74,12 +74,12 @@ def _from_domain(message: Message) -> str:
 
 
 def dkim_signed(identity: SendingIdentity | None, data: bytes) -> bytes:
-    """``data`` signed with the domain's active key; unsigned when it has none."""
+    """``data`` (build_message's output) signed with the domain's active key; unsigned
+    when it has none. Either way every line still ends in CRLF."""
     if identity is None or identity.dkim_selector is None or identity.dkim_private_key_pem is None:
         return data
-    return dkim_signer(identity.domain, identity.dkim_selector, identity.dkim_private_key_pem).sign(
-        data
-    )
+    signer = dkim_signer(identity.domain, identity.dkim_selector, identity.dkim_private_key_pem)
+    return signer.sign(data, crlf=True)
 
 
 def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent:
@@ -254,6 +254,7 @@ class Worker:
                     ),
                     recipient=delivery.recipient,
                     data=content.signed_bytes(),
+                    crlf=True,
                 )
                 async with asyncio.timeout(self.settings.smtp_timeout_seconds * 3):
                     result = await self.transport.send(mail)

@@ -72,11 +72,11 @@ def dns_value(public_key_b64: str) -> str:
     return f"v=DKIM1; k=rsa; p={public_key_b64}"
 
 
-def _split(message: bytes) -> tuple[list[list[bytes]], bytes]:
+def _split(message: bytes, *, crlf: bool) -> tuple[list[list[bytes]], bytes]:
     """dkimpy's header/body split, without its line-by-line pass over a CRLF body."""
     end = message.find(b"\r\n\r\n")
     body = message[end + 4 :]
-    if end < 0 or body.count(b"\n") != body.count(b"\r\n"):
+    if end < 0 or (not crlf and body.count(b"\n") != body.count(b"\r\n")):
         return dkim.rfc822_parse(message)  # bare LFs: let dkimpy normalize them
     headers, _ = dkim.rfc822_parse(message[: end + 4])
     return headers, body
@@ -103,9 +103,13 @@ class DkimSigner:
         self.domain = domain.encode("ascii")
         self.selector = selector.encode("ascii")
 
-    def signature_header(self, message: bytes, *, timestamp: int | None = None) -> bytes:
-        """The ``DKIM-Signature`` header field (ending in CRLF) for ``message``."""
-        headers, body = _split(message)
+    def signature_header(
+        self, message: bytes, *, timestamp: int | None = None, crlf: bool = False
+    ) -> bytes:
+        """The ``DKIM-Signature`` header field (ending in CRLF) for ``message``. ``crlf``:
+        the caller guarantees every line ends in CRLF, so the body is not checked for
+        bare line feeds."""
+        headers, body = _split(message, crlf=crlf)
         body_hash = base64.b64encode(hashlib.sha256(_canonical_body(body)).digest())
         include = [name.lower() for name, _ in headers if name.lower() in SIGNED_HEADERS]
         include += OVERSIGNED_HEADERS
@@ -143,9 +147,9 @@ class DkimSigner:
             _HEADER_NAME + b": " + unsigned + b"".join(b"\r\n " + line for line in lines) + b"\r\n"
         )
 
-    def sign(self, message: bytes) -> bytes:
+    def sign(self, message: bytes, *, crlf: bool = False) -> bytes:
         """``message`` with its DKIM-Signature prepended."""
-        return self.signature_header(message) + message
+        return self.signature_header(message, crlf=crlf) + message
 
 
 @lru_cache(maxsize=256)

@@ -16,6 +16,9 @@ class OutgoingMail:
     envelope_from: str
     recipient: str
     data: bytes
+    # True when every line of ``data`` already ends in CRLF, as build_message guarantees
+    # (signed or not): SMTP transports then skip re-checking the line endings.
+    crlf: bool = False
 
 
 @dataclass(frozen=True)

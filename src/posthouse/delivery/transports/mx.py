@@ -245,7 +245,9 @@ class MxTransport:
         anything was accepted, so a fresh one may try at once."""
         client, host = connection.client, connection.host
         try:
-            reply = await sendmail(client, mail.envelope_from, mail.recipient, mail.data)
+            reply = await sendmail(
+                client, mail.envelope_from, mail.recipient, mail.data, crlf=mail.crlf
+            )
         except aiosmtplib.SMTPServerDisconnected as error:
             client.close()
             return None if reused else classify(error, remote_host=host)

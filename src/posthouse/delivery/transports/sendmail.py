@@ -4,8 +4,9 @@ aiosmtplib's ``SMTP.sendmail`` rewrites every line ending of the message with a 
 expression, twice when the server offers SIZE, and dot-stuffs it with another: about
 0.75 ms of CPU for a 35 KB message, more than a third of what the worker spends per
 email. The messages posthouse builds already end every line in CRLF, so this does the
-same envelope with aiosmtplib's public commands and prepares the DATA payload with two
-``bytes`` scans, falling back to the full normalisation for anything else.
+same envelope with aiosmtplib's public commands and prepares the DATA payload with one
+``bytes`` replace for the dots; a message not known to be CRLF-clean is first checked
+with three counts and normalised when it is not.
 """
 
 import re
@@ -16,12 +17,17 @@ from aiosmtplib import SMTPDataError, SMTPRecipientsRefused, SMTPResponseExcepti
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 
-def data_payload(message: bytes) -> bytes:
+def data_payload(message: bytes, *, crlf: bool = False) -> bytes:
     """The DATA payload for ``message``: CRLF line endings, a last line ending, lines
-    starting with "." doubled (RFC 5321 4.5.2), and the terminating ".\\r\\n"."""
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = _LINE_ENDINGS.sub(b"\r\n", message)
+    starting with "." doubled (RFC 5321 4.5.2), and the terminating ".\\r\\n".
+
+    ``crlf``: the caller guarantees every line already ends in CRLF (build_message's
+    output), so the three counts that check it, 8% of the worker's instructions per
+    email, are skipped."""
+    if not crlf:
+        pairs = message.count(b"\r\n")
+        if message.count(b"\n") != pairs or message.count(b"\r") != pairs:
+            message = _LINE_ENDINGS.sub(b"\r\n", message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     if message.startswith(b"."):
@@ -29,11 +35,14 @@ def data_payload(message: bytes) -> bytes:
     return message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
-async def sendmail(client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes) -> str:
+async def sendmail(
+    client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes, *, crlf: bool = False
+) -> str:
     """``client.sendmail(sender, [recipient], message)``, with the same exceptions and
     the same RSET after a refusal, so the connection stays usable. Returns the server's
-    reply to the message (a refused recipient raises SMTPRecipientsRefused)."""
-    payload = data_payload(message)
+    reply to the message (a refused recipient raises SMTPRecipientsRefused). ``crlf`` as
+    for data_payload."""
+    payload = data_payload(message, crlf=crlf)
     if client.is_ehlo_or_helo_needed:
         try:
             await client.ehlo()

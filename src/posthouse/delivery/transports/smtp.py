@@ -57,7 +57,9 @@ class SmtpRelayTransport:
                     except Exception as error:  # classified below: every failure becomes an outcome
                         return classify(error, remote_host=self.config.host)
                 try:
-                    reply = await sendmail(client, mail.envelope_from, mail.recipient, mail.data)
+                    reply = await sendmail(
+                        client, mail.envelope_from, mail.recipient, mail.data, crlf=mail.crlf
+                    )
                 except aiosmtplib.SMTPServerDisconnected as error:
                     client = None
                     if reused:
