@@ -15,9 +15,12 @@ class EventRepository:
         self.session = session
 
     def _insert_ignoring_duplicates(self) -> Insert:
+        # The table, not the mapped class: the worker stores an event per attempt, and the
+        # ORM's bulk insert spends more CPU per row than the statement does.
+        table = Event.__table__
         if self.session.bind.dialect.name == "postgresql":
-            return postgresql.insert(Event).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        return sqlite.insert(Event).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -28,7 +31,7 @@ class EventRepository:
         stored: set[uuid.UUID] = set()
         for row in rows:
             inserted = await self.session.scalar(
-                self._insert_ignoring_duplicates().returning(Event.id), row
+                self._insert_ignoring_duplicates().returning(Event.__table__.c.id), row
             )
             if inserted is not None:
                 stored.add(inserted)
