@@ -1,15 +1,27 @@
 """Request-scoped dependencies shared by every front door."""
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import WorkspaceCredentials
 from posthouse.config import Settings
 from posthouse.errors import Unauthenticated
+
+
+def _end(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -18,19 +30,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     A domain error is turned into a response inside the route (api.errors), so it never
     reaches this teardown as an exception; the route marks the request failed instead,
-    and whatever the request wrote before the error is rolled back."""
-    async with request.app.state.sessionmaker() as session:
-        # Where protections make their side writes (protections.side).
-        session.info["side_engine"] = request.app.state.side_engine
-        try:
-            yield session
-            if getattr(request.state, "failed", False):
-                await session.rollback()
-            else:
-                await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    and whatever the request wrote before the error is rolled back.
+
+    Commit (or rollback) and close run as one call into the synchronous session, since
+    each awaited AsyncSession method starts a greenlet of its own. Shielded, so a
+    cancelled request still ends its transaction and returns its connection."""
+    session = request.app.state.sessionmaker()
+    # Where protections make their side writes (protections.side).
+    session.info["side_engine"] = request.app.state.side_engine
+    try:
+        yield session
+    except BaseException:
+        await asyncio.shield(session.run_sync(_end, commit=False))
+        raise
+    failed = getattr(request.state, "failed", False)
+    await asyncio.shield(session.run_sync(_end, commit=not failed))
 
 
 async def get_app_settings(request: Request) -> Settings:

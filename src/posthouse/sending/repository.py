@@ -10,7 +10,7 @@ from sqlalchemy import ColumnDefault, Executable, Exists, Insert, Table, bindpar
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 
 from posthouse.db.base import Base
 from posthouse.db.models import Attachment, Delivery, Message
@@ -132,6 +132,13 @@ def _combined_values(
     return values
 
 
+def _run_driver_sql(session: Session, sql: str, arguments: tuple[Any, ...]) -> list[Any]:
+    """Run ``sql`` in the session's transaction; the first column of each row it returns
+    (none for a statement without RETURNING or SELECT)."""
+    result = session.connection().exec_driver_sql(sql, arguments)
+    return list(result.scalars()) if result.returns_rows else []
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -165,18 +172,21 @@ class MessageRepository:
         delivery_rows = [_row(d) for d in deliveries]
         if self.can_guard(attachments=len(attachments), deliveries=len(deliveries)):
             # One statement, so one round trip: the foreign keys are checked at its end.
-            connection = await self.session.connection()
             statement = _combined_statement(
                 len(attachment_rows),
                 len(delivery_rows),
                 unless_suppressed is not None,
-                connection.dialect,
+                self.session.bind.dialect,
             )
             values = _combined_values(
                 message_row, attachment_rows, delivery_rows, unless_suppressed
             )
-            result = await connection.exec_driver_sql(statement.sql, statement.arguments(values))
-            return set(result.scalars()) if unless_suppressed is not None else set()
+            # One call into the synchronous session: taking the connection and running
+            # the statement as two awaited calls would start two greenlets.
+            found = await self.session.run_sync(
+                _run_driver_sql, statement.sql, statement.arguments(values)
+            )
+            return set(found) if unless_suppressed is not None else set()
         if unless_suppressed is not None:
             raise ValueError("this database cannot check suppressions in the insert")
         await self.session.execute(insert(Message.__table__), message_row)
