@@ -19,15 +19,19 @@ from posthouse.db.engine import create_engine, create_sessionmaker, create_side_
 from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
 from posthouse.domains import router as domains_router
+from posthouse.heap import freeze_startup_heap
 from posthouse.inbound.listener import InboundServer
 from posthouse.protections import router as protections_router
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, embedded_worker: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, embedded_worker: bool = False, server: bool = False
+) -> FastAPI:
     """The API; with ``embedded_worker`` it also delivers and takes bounce and complaint
-    reports on ``settings.inbound_bind`` (``posthouse serve``)."""
+    reports on ``settings.inbound_bind`` (``posthouse serve``). ``server``: a process of
+    its own (``posthouse serve`` and ``api``), which freezes its start-up heap."""
     settings = settings or get_settings()
     settings.check_production_secrets()
 
@@ -51,6 +55,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = Fals
             )
             worker_task = asyncio.create_task(app.state.worker.run(stop), name="posthouse-worker")
             app.state.inbound = await InboundServer(settings, app.state.sessionmaker).start()
+        if server:
+            freeze_startup_heap()
         try:
             yield
         finally:
@@ -90,3 +96,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = Fals
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
+
+
+def create_server_app() -> FastAPI:
+    """The app as each ``posthouse api`` process runs it (uvicorn's factory)."""
+    return create_app(server=True)

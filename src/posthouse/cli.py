@@ -71,7 +71,9 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8025) -> None:
     from posthouse.app import create_app
 
     _logging()
-    uvicorn.run(create_app(embedded_worker=True), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(embedded_worker=True, server=True), host=host, port=port, log_level="info"
+    )
 
 
 @app.command()
@@ -83,7 +85,7 @@ def api(
     """Run the HTTP API only (production: several processes, PostgreSQL)."""
     _logging()
     uvicorn.run(
-        "posthouse.app:create_app",
+        "posthouse.app:create_server_app",
         factory=True,
         host=host,
         port=port,
@@ -100,6 +102,7 @@ def worker(
     """Run a delivery worker (any number of them, against PostgreSQL)."""
     from posthouse.delivery.transports.factory import create_transport
     from posthouse.delivery.worker import Worker
+    from posthouse.heap import freeze_startup_heap
 
     _logging()
     settings = get_settings()
@@ -115,6 +118,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        freeze_startup_heap()
         try:
             if once:
                 count = await runner.run_until_idle()
