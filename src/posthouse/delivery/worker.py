@@ -157,6 +157,9 @@ class Worker:
         finally:
             recorder.cancel()
             rechecks.cancel()
+            # Let them unwind before returning: a task cancelled in the middle of a query
+            # must give its connection back before the caller disposes of the engine.
+            await asyncio.gather(recorder, rechecks, return_exceptions=True)
 
     async def run_until_idle(self) -> int:
         """Deliver everything due now, then return how many attempts were made."""
@@ -173,6 +176,7 @@ class Worker:
                     return total
         finally:
             recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())]
