@@ -183,10 +183,11 @@ class MessageRepository:
             )
             # One call into the synchronous session: taking the connection and running
             # the statement as two awaited calls would start two greenlets.
+            # Only the guarded statement returns rows: the suppressed recipients it found.
             found = await self.session.run_sync(
                 _run_driver_sql, statement.sql, statement.arguments(values)
             )
-            return set(found) if unless_suppressed is not None else set()
+            return set(found)
         if unless_suppressed is not None:
             raise ValueError("this database cannot check suppressions in the insert")
         await self.session.execute(insert(Message.__table__), message_row)
