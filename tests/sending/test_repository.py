@@ -1,18 +1,43 @@
 """MessageRepository.add: a message, its files and its queue rows, stored whole.
 
 On PostgreSQL a send with few rows is one combined statement and a larger one several;
-both shapes must store exactly what was accepted.
+both shapes must store exactly what was accepted. A combined statement that is the
+request's last write runs autocommitted, and its connection must go back to the pool
+transactional.
 """
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from posthouse.accounts.service import authenticate_sender
+from posthouse.accounts.service import SenderCredentials, authenticate_sender
+from posthouse.db.engine import create_engine, create_sessionmaker
 from posthouse.db.models import Attachment, Delivery, DeliveryStatus, Message
 from posthouse.sending import service as sending_service
 from posthouse.sending.schemas import AttachmentInput, SendRequest
 from posthouse.sending.service import Accepted, SubmitOptions
 from tests.conftest import SenderTokens
+
+
+def _request(sender: SenderTokens, *, recipients: int, files: int) -> SendRequest:
+    return SendRequest(
+        sender=sender.email,
+        to=[f"user{i}@example.com" for i in range(recipients)],
+        subject="Your order",
+        html="<p>Thanks</p>",
+        attachments=[
+            AttachmentInput(f"file{i}.pdf", bytes([i]) * (100 + i), "application/pdf")
+            for i in range(files)
+        ],
+    )
+
+
+async def _credentials(
+    sessionmaker: async_sessionmaker[AsyncSession], sender: SenderTokens
+) -> SenderCredentials:
+    async with sessionmaker() as session:
+        return await authenticate_sender(
+            session, access_token=sender.access_token, secret_token=sender.secret_token
+        )
 
 
 async def _submit(
@@ -29,16 +54,7 @@ async def _submit(
         return await sending_service.submit(
             session,
             credentials=credentials,
-            request=SendRequest(
-                sender=sender.email,
-                to=[f"user{i}@example.com" for i in range(recipients)],
-                subject="Your order",
-                html="<p>Thanks</p>",
-                attachments=[
-                    AttachmentInput(f"file{i}.pdf", bytes([i]) * (100 + i), "application/pdf")
-                    for i in range(files)
-                ],
-            ),
+            request=_request(sender, recipients=recipients, files=files),
             options=SubmitOptions(require_verified_domain=False),
         )
 
@@ -102,3 +118,36 @@ class TestAdd:
         assert [(d.id, d.status, d.attempts) for d in returned] == [
             (d.id, DeliveryStatus.QUEUED, 0) for d in deliveries
         ]
+
+    async def test_after_a_last_write_send_its_connection_is_transactional_again(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        database_url: str,
+        sender: SenderTokens,
+    ) -> None:
+        # One pooled connection, so the second send gets the connection the first used.
+        engine = create_engine(database_url, pool_size=1)
+        sessions = create_sessionmaker(engine)
+        credentials = await _credentials(sessions, sender)
+        try:
+            async with sessions() as session:
+                first = await sending_service.submit(
+                    session,
+                    credentials=credentials,
+                    request=_request(sender, recipients=1, files=1),
+                    options=SubmitOptions(require_verified_domain=False, last_write=True),
+                )
+                await session.commit()
+            async with sessions() as session:
+                second = await sending_service.submit(
+                    session,
+                    credentials=credentials,
+                    request=_request(sender, recipients=1, files=1),
+                    options=SubmitOptions(require_verified_domain=False),
+                )
+                await session.rollback()
+        finally:
+            await engine.dispose()
+
+        assert (await _stored(sessionmaker, first))[0] is not None
+        assert (await _stored(sessionmaker, second)) == (None, [], [])

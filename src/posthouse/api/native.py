@@ -207,11 +207,12 @@ async def credentials(request: Request, session: SessionDep) -> SenderCredential
 CallerDep = Annotated[SenderCredentials, Depends(credentials)]
 
 
-def _options(settings: Settings) -> SubmitOptions:
+def _options(settings: Settings, *, last_write: bool) -> SubmitOptions:
     return SubmitOptions(
         queue_lifetime=timedelta(seconds=settings.queue_lifetime_seconds),
         api="native",
         require_verified_domain=settings.require_verified_domains,
+        last_write=last_write,
     )
 
 
@@ -280,15 +281,18 @@ async def _accept_once(
     session: AsyncSession,
     caller: SenderCredentials,
     form: MultipartSend,
-    accept: Callable[[], Awaitable[tuple[Accepted, dict[str, Any]]]],
+    settings: Settings,
+    accept: Callable[[SubmitOptions], Awaitable[tuple[Accepted, dict[str, Any]]]],
 ) -> Response:
     """Run ``accept`` under the request's Idempotency-Key, when it has one."""
+    key = request.headers.get("idempotency-key")
+    # Without a key nothing is written after the message; with one, its response is.
+    options = _options(settings, last_write=key is None)
 
     async def accepted_json() -> tuple[str, uuid.UUID | None]:
-        accepted, body = await accept()
+        accepted, body = await accept(options)
         return _json(body), accepted.message.id
 
-    key = request.headers.get("idempotency-key")
     if key is None:
         return _accepted_response(request, (await accepted_json())[0])
     request_hash = idempotency.fingerprint(
@@ -339,16 +343,16 @@ async def send_email(
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
     payload = _parse(SendEmailPayload, form.payload)
 
-    async def accept() -> tuple[Accepted, dict[str, Any]]:
+    async def accept(options: SubmitOptions) -> tuple[Accepted, dict[str, Any]]:
         accepted = await sending_service.submit(
             session,
             credentials=caller,
             request=_request_from(payload, form.attachments),
-            options=_options(settings),
+            options=options,
         )
         return accepted, _accepted_body(accepted)
 
-    return await _accept_once(request, session, caller, form, accept)
+    return await _accept_once(request, session, caller, form, settings, accept)
 
 
 @router.post(
@@ -372,18 +376,18 @@ async def reply_by_subject(
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
     payload = _parse(ReplyEmailPayload, form.payload)
 
-    async def accept() -> tuple[Accepted, dict[str, Any]]:
+    async def accept(options: SubmitOptions) -> tuple[Accepted, dict[str, Any]]:
         result = await sending_service.reply_to_subject(
             session,
             credentials=caller,
             from_email=from_,
             subject=subject,
             request=_request_from(payload, form.attachments),
-            options=_options(settings),
+            options=options,
         )
         return result.accepted, _accepted_body(result.accepted, result.original, reply=True)
 
-    return await _accept_once(request, session, caller, form, accept)
+    return await _accept_once(request, session, caller, form, settings, accept)
 
 
 @router.post(
@@ -405,17 +409,17 @@ async def reply_by_reference(
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
     payload = _parse(ReplyEmailPayload, form.payload)
 
-    async def accept() -> tuple[Accepted, dict[str, Any]]:
+    async def accept(options: SubmitOptions) -> tuple[Accepted, dict[str, Any]]:
         result = await sending_service.reply_to_reference(
             session,
             credentials=caller,
             reference_id=referenceId,
             request=_request_from(payload, form.attachments),
-            options=_options(settings),
+            options=options,
         )
         return result.accepted, _accepted_body(result.accepted, result.original, reply=True)
 
-    return await _accept_once(request, session, caller, form, accept)
+    return await _accept_once(request, session, caller, form, settings, accept)
 
 
 class RecipientStatus(BaseModel):

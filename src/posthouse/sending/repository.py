@@ -132,10 +132,17 @@ def _combined_values(
     return values
 
 
-def _run_driver_sql(session: Session, sql: str, arguments: tuple[Any, ...]) -> list[Any]:
-    """Run ``sql`` in the session's transaction; the first column of each row it returns
-    (none for a statement without RETURNING or SELECT)."""
-    result = session.connection().exec_driver_sql(sql, arguments)
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
+def _run_driver_sql(
+    session: Session, sql: str, arguments: tuple[Any, ...], *, autocommit: bool
+) -> list[Any]:
+    """Run ``sql`` in the session's transaction, or, with ``autocommit``, on a connection
+    that commits it on its own (the session must not have begun). The first column of
+    each row it returns (none for a statement without RETURNING or SELECT)."""
+    connection = session.connection(execution_options=_AUTOCOMMIT if autocommit else None)
+    result = connection.exec_driver_sql(sql, arguments)
     return list(result.scalars()) if result.returns_rows else []
 
 
@@ -158,6 +165,7 @@ class MessageRepository:
         deliveries: list[Delivery],
         *,
         unless_suppressed: dict[str, Any] | None = None,
+        last_write: bool = False,
     ) -> set[str]:
         """Insert a message with its files and queue rows, in that order (there are no ORM
         relationships to order them). Core inserts rather than the unit of work: this runs
@@ -166,7 +174,12 @@ class MessageRepository:
 
         ``unless_suppressed`` (the parameters of ``suppression_parameters``; only where
         ``can_guard``): insert nothing if any of those addresses is suppressed, and
-        return them."""
+        return them.
+
+        ``last_write``: the caller writes nothing after this in its transaction. Then, if
+        the transaction has not begun (nothing read or written yet), the combined insert
+        runs autocommitted: one statement is atomic on its own, and it saves the BEGIN
+        and COMMIT round trips, about a tenth of the api's CPU per accepted send."""
         message_row = _row(message)
         attachment_rows = [_row(a) for a in attachments]
         delivery_rows = [_row(d) for d in deliveries]
@@ -185,7 +198,10 @@ class MessageRepository:
             # the statement as two awaited calls would start two greenlets.
             # Only the guarded statement returns rows: the suppressed recipients it found.
             found = await self.session.run_sync(
-                _run_driver_sql, statement.sql, statement.arguments(values)
+                _run_driver_sql,
+                statement.sql,
+                statement.arguments(values),
+                autocommit=last_write and not self.session.in_transaction(),
             )
             return set(found)
         if unless_suppressed is not None:

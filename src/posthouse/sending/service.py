@@ -41,6 +41,9 @@ class SubmitOptions:
     duplicate_window: timedelta | None = None
     # Settings.require_verified_domains; on unless a front door passes the operator's "off".
     require_verified_domain: bool = True
+    # The front door writes nothing after the message (no idempotency record to store
+    # with it), so the message may commit on its own (MessageRepository.add).
+    last_write: bool = False
 
 
 @dataclass
@@ -248,7 +251,11 @@ async def _insert(
         for kind, recipient in recipients
     ]
     found = await MessageRepository(session).add(
-        message, attachments, deliveries, unless_suppressed=unless_suppressed
+        message,
+        attachments,
+        deliveries,
+        unless_suppressed=unless_suppressed,
+        last_write=options.last_write,
     )
     if found:
         return None
