@@ -19,6 +19,7 @@ from posthouse.db.engine import create_engine, create_sessionmaker, create_side_
 from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
 from posthouse.domains import router as domains_router
+from posthouse.domains.service import VerifiedDomainCache
 from posthouse.heap import freeze_startup_heap
 from posthouse.inbound.listener import InboundServer
 from posthouse.protections import router as protections_router
@@ -44,6 +45,7 @@ def create_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         ttl = settings.auth_cache_seconds
         app.state.credential_cache = CredentialCache(ttl=ttl) if ttl > 0 else None
+        app.state.verified_domains = VerifiedDomainCache(ttl=ttl) if ttl > 0 else None
         app.state.worker = None
         app.state.inbound = None
         worker_task = None

@@ -35,9 +35,10 @@ class Settings(BaseSettings):
 
     # API
     max_request_bytes: int = Field(40 * 1024 * 1024, ge=1024)
-    # How long an api process reuses a sender's resolved key: revoking a key or
-    # suspending a workspace reaches every process within this time.
-    auth_cache_seconds: float = Field(1.0, ge=0, description="0 = look the key up every time")
+    # How long an api process reuses a sender's resolved key and a domain it found
+    # verified: revoking a key, suspending a workspace or a domain losing its
+    # verification reaches every process within this time.
+    auth_cache_seconds: float = Field(1.0, ge=0, description="0 = look them up every time")
     require_verified_domains: bool = True
 
     # Sending domains: the host named in the SPF and return-path MX records to publish

@@ -1,11 +1,15 @@
 """The admin API for domains, and submit() refusing mail from unverified domains."""
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.config import Settings
+from posthouse.db.models import Domain
 from posthouse.delivery.worker import Worker
 from tests.conftest import SenderTokens, make_workspace_key, multipart
 from tests.dns_server import DnsServer
@@ -147,7 +151,7 @@ class TestUnverifiedDomainRefused:
 
         assert response.status_code == 409
 
-    async def test_once_verified_the_same_send_is_accepted(
+    async def test_once_verified_the_same_send_is_accepted_at_once(
         self,
         client: httpx.AsyncClient,
         sessionmaker: Sessionmaker,
@@ -156,12 +160,37 @@ class TestUnverifiedDomainRefused:
     ) -> None:
         admin = await make_workspace_key(sessionmaker)
         added = await client.post("/api/v1/domains", headers=admin, json={"name": DOMAIN})
+        refused = await client.post("/api/v1/emails", headers=sender.headers, **multipart(SEND))
         publish_json(dns_server, added.json())
         await client.post(f"/api/v1/domains/{DOMAIN}/verify", headers=admin)
 
         response = await client.post("/api/v1/emails", headers=sender.headers, **multipart(SEND))
 
+        assert refused.status_code == 409
         assert response.status_code == 202, response.text
+
+    async def test_a_domain_unverified_elsewhere_is_refused_once_the_api_cache_expires(
+        self,
+        client: httpx.AsyncClient,
+        sessionmaker: Sessionmaker,
+        sender: SenderTokens,
+        dns_server: DnsServer,
+        settings: Settings,
+    ) -> None:
+        admin = await make_workspace_key(sessionmaker)
+        added = await client.post("/api/v1/domains", headers=admin, json={"name": DOMAIN})
+        publish_json(dns_server, added.json())
+        await client.post(f"/api/v1/domains/{DOMAIN}/verify", headers=admin)
+        accepted = await client.post("/api/v1/emails", headers=sender.headers, **multipart(SEND))
+        # As the worker's DNS re-check does when the records disappear.
+        async with sessionmaker.begin() as session:
+            await session.execute(update(Domain).values(verified_at=None))
+
+        await asyncio.sleep(settings.auth_cache_seconds + 0.01)
+        response = await client.post("/api/v1/emails", headers=sender.headers, **multipart(SEND))
+
+        assert accepted.status_code == 202, accepted.text
+        assert response.status_code == 409
 
     async def test_another_workspaces_verified_domain_does_not_count(
         self,

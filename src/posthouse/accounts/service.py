@@ -1,7 +1,6 @@
 """Workspaces, senders and their credentials."""
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,6 +9,7 @@ from posthouse.accounts.repository import AccountRepository
 from posthouse.db.models import ApiKey, Sender, Workspace
 from posthouse.errors import Forbidden, SenderNotFound, Unauthenticated, ValidationFailed
 from posthouse.sending.addresses import normalize_email
+from posthouse.ttl_cache import TtlCache
 
 
 @dataclass(frozen=True)
@@ -29,31 +29,12 @@ class SenderCredentials:
     sender: Sender
 
 
-@dataclass
-class CredentialCache:
-    """Sender credentials an api process resolved in the last ``ttl`` seconds, by the
-    digest of the access token: the key lookup is a quarter of the database work of an
-    accepted send. A key revoked or a workspace suspended elsewhere takes effect here
-    within ``ttl`` (queued mail of a suspended workspace is held by the worker anyway).
-    The secret is still checked on every request; unknown tokens are never cached."""
-
-    ttl: float = 1.0
-    max_entries: int = 10_000
-    _entries: dict[str, tuple[float, SenderCredentials]] = field(default_factory=dict)
-
-    def get(self, lookup_hash: str) -> SenderCredentials | None:
-        entry = self._entries.get(lookup_hash)
-        if entry is None:
-            return None
-        if entry[0] <= time.monotonic():
-            del self._entries[lookup_hash]
-            return None
-        return entry[1]
-
-    def put(self, lookup_hash: str, credentials: SenderCredentials) -> None:
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # rare: more live keys than entries; refill on demand
-        self._entries[lookup_hash] = (time.monotonic() + self.ttl, credentials)
+# Sender credentials an api process resolved, by the digest of the access token: the key
+# lookup is a quarter of the database work of an accepted send. A key revoked or a
+# workspace suspended elsewhere takes effect within the ttl (queued mail of a suspended
+# workspace is held by the worker anyway). The secret is still checked on every request;
+# unknown tokens are never cached.
+CredentialCache = TtlCache[str, SenderCredentials]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from starlette.background import BackgroundTask
 
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import SenderCredentials
-from posthouse.api.deps import SessionDep, SettingsDep
+from posthouse.api.deps import SessionDep
 from posthouse.api.errors import error_route, validation_failed
 from posthouse.api.multipart import MultipartSend, read_multipart_send
 from posthouse.api.rate_limits import rate_limited
@@ -207,11 +207,13 @@ async def credentials(request: Request, session: SessionDep) -> SenderCredential
 CallerDep = Annotated[SenderCredentials, Depends(credentials)]
 
 
-def _options(settings: Settings, *, last_write: bool) -> SubmitOptions:
+def _options(request: Request, *, last_write: bool) -> SubmitOptions:
+    settings: Settings = request.app.state.settings
     return SubmitOptions(
         queue_lifetime=timedelta(seconds=settings.queue_lifetime_seconds),
         api="native",
         require_verified_domain=settings.require_verified_domains,
+        verified_domains=request.app.state.verified_domains,
         last_write=last_write,
     )
 
@@ -281,13 +283,12 @@ async def _accept_once(
     session: AsyncSession,
     caller: SenderCredentials,
     form: MultipartSend,
-    settings: Settings,
     accept: Callable[[SubmitOptions], Awaitable[tuple[Accepted, dict[str, Any]]]],
 ) -> Response:
     """Run ``accept`` under the request's Idempotency-Key, when it has one."""
     key = request.headers.get("idempotency-key")
     # Without a key nothing is written after the message; with one, its response is.
-    options = _options(settings, last_write=key is None)
+    options = _options(request, last_write=key is None)
 
     async def accepted_json() -> tuple[str, uuid.UUID | None]:
         accepted, body = await accept(options)
@@ -335,7 +336,6 @@ async def _accept_once(
 async def send_email(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     caller: CallerDep,
 ) -> Response:
     """Create an email and queue one delivery per recipient; 202 once it is stored.
@@ -352,7 +352,7 @@ async def send_email(
         )
         return accepted, _accepted_body(accepted)
 
-    return await _accept_once(request, session, caller, form, settings, accept)
+    return await _accept_once(request, session, caller, form, accept)
 
 
 @router.post(
@@ -366,7 +366,6 @@ async def send_email(
 async def reply_by_subject(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     caller: CallerDep,
     from_: Annotated[str, Query(alias="from", description="The sender that owns the tokens")],
     subject: Annotated[str, Query(description="Subject to match; Re: prefixes are ignored")],
@@ -387,7 +386,7 @@ async def reply_by_subject(
         )
         return result.accepted, _accepted_body(result.accepted, result.original, reply=True)
 
-    return await _accept_once(request, session, caller, form, settings, accept)
+    return await _accept_once(request, session, caller, form, accept)
 
 
 @router.post(
@@ -401,7 +400,6 @@ async def reply_by_subject(
 async def reply_by_reference(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     caller: CallerDep,
     referenceId: str,
 ) -> Response:
@@ -419,7 +417,7 @@ async def reply_by_reference(
         )
         return result.accepted, _accepted_body(result.accepted, result.original, reply=True)
 
-    return await _accept_once(request, session, caller, form, settings, accept)
+    return await _accept_once(request, session, caller, form, accept)
 
 
 class RecipientStatus(BaseModel):

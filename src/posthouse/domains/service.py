@@ -29,6 +29,7 @@ from posthouse.domains.dns import create_resolver
 from posthouse.domains.repository import DomainRepository
 from posthouse.errors import DomainExists, DomainNotFound, DomainNotVerified, ValidationFailed
 from posthouse.mime.dkim import generate_key
+from posthouse.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -273,11 +274,29 @@ async def activate_dkim(
     return await _detail(session, detail.domain)
 
 
-async def ensure_can_send(session: AsyncSession, *, workspace_id: uuid.UUID, email: str) -> None:
+# (workspace, domain) pairs an api process found verified. Only a verified state is kept:
+# verifying a domain takes effect at once; removing it or losing its records reaches every
+# process within the ttl. The send then needs no read before its insert, which can then
+# commit on its own (MessageRepository.add).
+VerifiedDomainCache = TtlCache[tuple[uuid.UUID, str], bool]
+
+
+async def ensure_can_send(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    email: str,
+    cache: VerifiedDomainCache | None = None,
+) -> None:
     """Refuse a From address whose domain the workspace has not verified."""
     domain = email.rsplit("@", 1)[1].lower()
+    key = (workspace_id, domain)
+    if cache is not None and cache.get(key):
+        return
     if not await is_verified(session, workspace_id=workspace_id, name=domain):
         raise DomainNotVerified(f"Unverified Domain - {domain}")
+    if cache is not None:
+        cache.put(key, True)
 
 
 async def sending_identities(

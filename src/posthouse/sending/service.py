@@ -41,6 +41,7 @@ class SubmitOptions:
     duplicate_window: timedelta | None = None
     # Settings.require_verified_domains; on unless a front door passes the operator's "off".
     require_verified_domain: bool = True
+    verified_domains: domains_service.VerifiedDomainCache | None = None
     # The front door writes nothing after the message (no idempotency record to store
     # with it), so the message may commit on its own (MessageRepository.add).
     last_write: bool = False
@@ -69,7 +70,10 @@ async def submit(
     reputation.ensure_not_suspended(credentials.workspace)
     if options.require_verified_domain:
         await domains_service.ensure_can_send(
-            session, workspace_id=credentials.workspace.id, email=send.sender.email
+            session,
+            workspace_id=credentials.workspace.id,
+            email=send.sender.email,
+            cache=options.verified_domains,
         )
     return await _store(session, credentials=credentials, send=send, options=options, thread=thread)
 
