@@ -7,9 +7,11 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from posthouse.config import Settings
+from posthouse.db.models import Event
 from posthouse.delivery.worker import Worker
 from tests.conftest import SenderTokens, multipart
 from tests.helpers import attempts, deliveries, events, settle
@@ -86,6 +88,15 @@ class TestOutcomes:
         assert (attempt.number, attempt.outcome, attempt.smtp_code) == (1, "sent", 250)
         assert attempt.remote_host == "127.0.0.1"
         assert await events(sessionmaker, delivery.id) == ["Delivery"]
+        async with sessionmaker() as session:
+            data = await session.scalar(select(Event.data).where(Event.delivery_id == delivery.id))
+        assert data == {
+            "recipient": delivery.recipient,
+            "smtp_code": 250,
+            "smtp_reply": delivery.last_smtp_reply,
+            "remote_host": "127.0.0.1",
+            "attempt": 1,
+        }
         assert len(smtp_server.received) == 1
         assert await worker.run_until_idle() == 0
 
