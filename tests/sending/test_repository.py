@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posthouse.accounts.service import SenderCredentials, authenticate_sender
 from posthouse.db.engine import create_engine, create_sessionmaker
 from posthouse.db.models import Attachment, Delivery, DeliveryStatus, Message
+from posthouse.protections import suppression
 from posthouse.sending import service as sending_service
 from posthouse.sending.schemas import AttachmentInput, SendRequest
 from posthouse.sending.service import Accepted, SubmitOptions
@@ -151,3 +152,29 @@ class TestAdd:
 
         assert (await _stored(sessionmaker, first))[0] is not None
         assert (await _stored(sessionmaker, second)) == (None, [], [])
+
+    async def test_a_last_write_send_with_a_suppressed_recipient_stores_the_others(
+        self, sessionmaker: async_sessionmaker[AsyncSession], sender: SenderTokens
+    ) -> None:
+        # The guarded insert finds user0 suppressed and stores nothing; the send is then
+        # stored again without user0, in the same request.
+        credentials = await _credentials(sessionmaker, sender)
+        async with sessionmaker.begin() as session:
+            await suppression.add(
+                session, workspace_id=credentials.workspace.id, address="user0@example.com"
+            )
+        async with sessionmaker() as session:
+            accepted = await sending_service.submit(
+                session,
+                credentials=credentials,
+                request=_request(sender, recipients=2, files=1),
+                options=SubmitOptions(require_verified_domain=False, last_write=True),
+            )
+            await session.commit()
+
+        message, attachments, deliveries = await _stored(sessionmaker, accepted)
+
+        assert accepted.suppressed == ["user0@example.com"]
+        assert message is not None
+        assert len(attachments) == 1
+        assert [d.recipient for d in deliveries] == ["user1@example.com"]
