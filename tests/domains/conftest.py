@@ -5,6 +5,7 @@ from typing import Any
 
 import dns.exception
 import dns.resolver
+import httpx
 import pytest
 
 from posthouse.config import Settings
@@ -51,6 +52,16 @@ def publish_json(server: DnsServer, body: dict[str, Any]) -> None:
     """Publish the records of a domain as the API or ``domain show --json`` lists them."""
     for record in body["records"]:
         server.add(record["name"], record["type"], zone_value(record["type"], record["value"]))
+
+
+async def add_verified(
+    client: httpx.AsyncClient, server: DnsServer, admin: dict[str, str], name: str
+) -> None:
+    """Add the domain through the API, publish its records and verify it."""
+    added = await client.post("/api/v1/domains", headers=admin, json={"name": name})
+    publish_json(server, added.json())
+    verified = await client.post(f"/api/v1/domains/{name}/verify", headers=admin)
+    assert verified.status_code == 200, verified.text
 
 
 def txt_lookup(server: DnsServer) -> Callable[..., bytes | None]:

@@ -13,7 +13,7 @@ from posthouse.db.models import Domain
 from posthouse.delivery.worker import Worker
 from tests.conftest import SenderTokens, make_workspace_key, multipart
 from tests.dns_server import DnsServer
-from tests.domains.conftest import publish_json
+from tests.domains.conftest import add_verified, publish_json
 from tests.helpers import NOTHING_STORED, stored_rows
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -177,10 +177,7 @@ class TestUnverifiedDomainRefused:
         dns_server: DnsServer,
         settings: Settings,
     ) -> None:
-        admin = await make_workspace_key(sessionmaker)
-        added = await client.post("/api/v1/domains", headers=admin, json={"name": DOMAIN})
-        publish_json(dns_server, added.json())
-        await client.post(f"/api/v1/domains/{DOMAIN}/verify", headers=admin)
+        await add_verified(client, dns_server, await make_workspace_key(sessionmaker), DOMAIN)
         accepted = await client.post("/api/v1/emails", headers=sender.headers, **multipart(SEND))
         # As the worker's DNS re-check does when the records disappear.
         async with sessionmaker.begin() as session:
@@ -200,9 +197,7 @@ class TestUnverifiedDomainRefused:
         dns_server: DnsServer,
     ) -> None:
         other = await make_workspace_key(sessionmaker, "other")
-        added = await client.post("/api/v1/domains", headers=other, json={"name": DOMAIN})
-        publish_json(dns_server, added.json())
-        await client.post(f"/api/v1/domains/{DOMAIN}/verify", headers=other)
+        await add_verified(client, dns_server, other, DOMAIN)
 
         response = await client.post("/api/v1/emails", headers=sender.headers, **multipart(SEND))
 

@@ -41,6 +41,23 @@ async def _credentials(
         )
 
 
+async def _submit_in(
+    session: AsyncSession,
+    credentials: SenderCredentials,
+    sender: SenderTokens,
+    *,
+    recipients: int,
+    files: int,
+    last_write: bool = False,
+) -> Accepted:
+    return await sending_service.submit(
+        session,
+        credentials=credentials,
+        request=_request(sender, recipients=recipients, files=files),
+        options=SubmitOptions(require_verified_domain=False, last_write=last_write),
+    )
+
+
 async def _submit(
     sessionmaker: async_sessionmaker[AsyncSession],
     sender: SenderTokens,
@@ -52,12 +69,7 @@ async def _submit(
         credentials = await authenticate_sender(
             session, access_token=sender.access_token, secret_token=sender.secret_token
         )
-        return await sending_service.submit(
-            session,
-            credentials=credentials,
-            request=_request(sender, recipients=recipients, files=files),
-            options=SubmitOptions(require_verified_domain=False),
-        )
+        return await _submit_in(session, credentials, sender, recipients=recipients, files=files)
 
 
 async def _stored(
@@ -132,20 +144,12 @@ class TestAdd:
         credentials = await _credentials(sessions, sender)
         try:
             async with sessions() as session:
-                first = await sending_service.submit(
-                    session,
-                    credentials=credentials,
-                    request=_request(sender, recipients=1, files=1),
-                    options=SubmitOptions(require_verified_domain=False, last_write=True),
+                first = await _submit_in(
+                    session, credentials, sender, recipients=1, files=1, last_write=True
                 )
                 await session.commit()
             async with sessions() as session:
-                second = await sending_service.submit(
-                    session,
-                    credentials=credentials,
-                    request=_request(sender, recipients=1, files=1),
-                    options=SubmitOptions(require_verified_domain=False),
-                )
+                second = await _submit_in(session, credentials, sender, recipients=1, files=1)
                 await session.rollback()
         finally:
             await engine.dispose()
@@ -164,11 +168,8 @@ class TestAdd:
                 session, workspace_id=credentials.workspace.id, address="user0@example.com"
             )
         async with sessionmaker() as session:
-            accepted = await sending_service.submit(
-                session,
-                credentials=credentials,
-                request=_request(sender, recipients=2, files=1),
-                options=SubmitOptions(require_verified_domain=False, last_write=True),
+            accepted = await _submit_in(
+                session, credentials, sender, recipients=2, files=1, last_write=True
             )
             await session.commit()
 
