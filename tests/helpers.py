@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -84,3 +85,10 @@ async def settle(worker: Worker, sessionmaker: Sessionmaker, within: float = 10.
             return
         assert time.monotonic() < deadline, f"still pending: {[d.status for d in pending]}"
         await asyncio.sleep(0.02)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

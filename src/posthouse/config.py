@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(16, ge=1, description="SMTP sends in flight per worker")
     worker_batch_size: int = Field(200, ge=1, description="deliveries claimed per query")
     worker_poll_seconds: float = Field(1.0, gt=0, description="idle wait between claims")
-    lease_seconds: float = Field(300.0, gt=0, description="how long a claim is held")
+    lease_seconds: float = Field(
+        300.0, gt=0, description="how long a claim outlives a stopped worker; renewed every third"
+    )
     retry_base_seconds: float = Field(60.0, gt=0)
     retry_max_seconds: float = Field(3600.0, gt=0)
     queue_lifetime_seconds: float = Field(5 * 24 * 3600.0, gt=0)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from posthouse.config import Settings
 from posthouse.db.models import Delivery
 from tests.conftest import SenderTokens, multipart
-from tests.helpers import attempts, deliveries, events, message_row
+from tests.helpers import attempts, deliveries, events, message_row, wait_until
 from tests.smtp_server import RecordingHandler, SmtpServer
 
 POSTHOUSE = str(Path(sys.executable).with_name("posthouse"))
@@ -94,13 +94,6 @@ def processes() -> Iterator[list[WorkerProcess]]:
     yield started
     for process in started:
         process.kill()
-
-
-async def wait_until(check: object, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 class TestWorkerKilledMidDelivery:

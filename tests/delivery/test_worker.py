@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,10 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from posthouse.config import Settings
+from posthouse.db.base import utcnow
 from posthouse.db.models import Event
+from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
+from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
 from tests.conftest import SenderTokens, multipart
-from tests.helpers import attempts, deliveries, events, settle
+from tests.helpers import attempts, deliveries, events, settle, wait_until
 from tests.smtp_server import RecordingHandler, SmtpServer, free_port
 
 PAYLOAD = {
@@ -361,3 +365,93 @@ class TestContentCache:
         [delivery] = await deliveries(sessionmaker, retried)
         assert (delivery.status, delivery.attempts) == ("sent", 2)
         assert len(smtp_server.received) == 3
+
+
+class TestLeases:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"lease_seconds": 1.0})
+
+    async def test_a_send_slower_than_the_lease_keeps_its_claim_and_is_sent_once(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        smtp_server: SmtpServer,
+        sessionmaker: async_sessionmaker,
+        settings: Settings,
+    ) -> None:
+        # DATA takes two and a half leases; the other worker sweeps expired leases all
+        # along and would take the delivery over if the first stopped renewing.
+        smtp_server.handler.data_delay = 2.5
+        reference = await send(client, sender)
+        workers = [
+            Worker(
+                sessionmaker=sessionmaker, transport=create_transport(settings), settings=settings
+            )
+            for _ in range(2)
+        ]
+        stop = asyncio.Event()
+        running = [asyncio.create_task(worker.run(stop)) for worker in workers]
+
+        async def sent() -> bool:
+            return [d.status for d in await deliveries(sessionmaker, reference)] == ["sent"]
+
+        try:
+            # A second claim would have offered its DATA before the first one ended.
+            await wait_until(sent, within=20)
+        finally:
+            stop.set()
+            await asyncio.gather(*running)
+            for worker in workers:
+                await worker.transport.close()
+
+        [delivery] = await deliveries(sessionmaker, reference)
+        assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("sent", 1, None)
+        assert len(smtp_server.handler.offered) == 1
+        assert [a.number for a in await attempts(sessionmaker, delivery.id)] == [1]
+
+    async def test_an_outcome_of_an_earlier_claim_is_not_recorded_on_a_later_one(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        sessionmaker: async_sessionmaker,
+    ) -> None:
+        reference = await send(client, sender)
+        lease = timedelta(seconds=60)
+
+        async def claim(now: datetime) -> ClaimedDelivery:
+            async with sessionmaker.begin() as session:
+                queue = QueueRepository(session)
+                await queue.release_expired_leases(now=now)
+                [claimed] = await queue.claim(owner="w", limit=10, now=now, lease=lease)
+                return claimed
+
+        first = await claim(utcnow())
+        # The same worker claims it again once the first lease has expired.
+        second = await claim(utcnow() + 2 * lease)
+        assert (first.attempts, second.attempts) == (1, 2)
+
+        async def record(claimed: ClaimedDelivery, reply: str) -> None:
+            async with sessionmaker.begin() as session:
+                await QueueRepository(session).record_outcomes(
+                    owner="w",
+                    updates=[
+                        {
+                            "b_id": claimed.id,
+                            "b_attempts": claimed.attempts,
+                            "b_status": "sent",
+                            "b_next_attempt_at": utcnow(),
+                            "b_code": 250,
+                            "b_reply": reply,
+                            "b_sent_at": utcnow(),
+                            "b_updated_at": utcnow(),
+                        }
+                    ],
+                )
+
+        await record(first, "250 first claim")
+        [delivery] = await deliveries(sessionmaker, reference)
+        assert (delivery.status, delivery.last_smtp_reply) == ("sending", None)
+        await record(second, "250 second claim")
+        [delivery] = await deliveries(sessionmaker, reference)
+        assert (delivery.status, delivery.last_smtp_reply) == ("sent", "250 second claim")

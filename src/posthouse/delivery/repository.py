@@ -52,6 +52,8 @@ _RECORD = (
     .where(
         _delivery.c.id == bindparam("b_id"),
         _delivery.c.lease_owner == bindparam("b_owner"),
+        # The attempt number tells this claim from a later one by the same worker.
+        _delivery.c.attempts == bindparam("b_attempts"),
         text("status = 'sending'"),
     )
     .values(
@@ -107,6 +109,21 @@ class QueueRepository:
         )
         return [ClaimedDelivery(*row) for row in rows]
 
+    async def renew_leases(
+        self, *, owner: str, delivery_ids: Sequence[uuid.UUID], until: datetime
+    ) -> int:
+        """Extend this worker's leases on deliveries it still holds."""
+        result = await self.session.execute(
+            update(_delivery)
+            .where(
+                _delivery.c.id.in_(delivery_ids),
+                _delivery.c.lease_owner == owner,
+                text("status = 'sending'"),
+            )
+            .values(lease_expires_at=until)
+        )
+        return result.rowcount or 0
+
     async def contents(
         self, message_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[Message, list[Attachment]]]:
@@ -124,8 +141,9 @@ class QueueRepository:
         return result
 
     async def record_outcomes(self, *, owner: str, updates: list[dict[str, Any]]) -> None:
-        """Apply outcomes to deliveries this worker still holds. A delivery whose lease
-        expired and was claimed again is left to its new holder."""
+        """Apply outcomes to the claims this worker still holds. A delivery whose lease
+        expired and was claimed again (by another worker, or by this one: the attempt
+        number differs) is left to its new claim."""
         if not updates:
             return
         await self.session.execute(_RECORD, [{**row, "b_owner": owner} for row in updates])

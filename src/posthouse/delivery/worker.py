@@ -3,8 +3,10 @@
 Invariants:
 - A claim is a short transaction that sets a lease; the SMTP conversation happens after
   it committed; the outcome is written in another short transaction.
-- A worker that dies mid-send leaves its lease to expire; the delivery is then claimed
-  again and sent again (at-least-once, with the same Message-ID).
+- A running worker renews the leases of the deliveries it holds, however long they wait
+  for a send slot or a slow server; a worker that dies mid-send stops renewing, its
+  leases expire, and the delivery is claimed and sent again (at-least-once, with the
+  same Message-ID).
 - Outcomes are buffered in memory only until the recorder writes them; a crash loses the
   record, never the delivery.
 """
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _CONTENT_CACHE_SIZE = 512
 _RECORD_BATCH = 500
+_RENEW_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,12 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.wakeup = asyncio.Event()
         self._send_slots = asyncio.Semaphore(settings.worker_concurrency)
-        self._max_in_flight = settings.worker_concurrency * 2
+        # Claim again once no more than a round of sends is left waiting for a slot.
+        self._refill_below = settings.worker_concurrency * 2
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        # Claimed and not yet recorded: the deliveries whose leases this worker renews.
+        self._held: set[uuid.UUID] = set()
         self._results: asyncio.Queue[_Result] = asyncio.Queue()
         self._contents: OrderedDict[uuid.UUID, _Content] = OrderedDict()
         self._last_sweep = 0.0
@@ -127,6 +134,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; sends in flight then finish and are recorded."""
         recorder = asyncio.create_task(self._record_forever(), name="posthouse-recorder")
+        renewer = asyncio.create_task(self._renew_leases_forever(), name="posthouse-leases")
         rechecker = DomainRechecker(
             sessionmaker=self.sessionmaker,
             resolver=domains_service.verification_resolver(self.settings),
@@ -135,11 +143,11 @@ class Worker:
         rechecks = asyncio.create_task(rechecker.run(stop), name="posthouse-domain-recheck")
         try:
             while not stop.is_set():
-                # Claim again only once half the sends in flight finished: a claim is a
-                # transaction of several queries, and refilling one slot at a time would
-                # spend it on a single delivery.
-                if len(self._in_flight) > self._max_in_flight // 2:
-                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                # A claim is a transaction of several queries: it takes a whole batch, and
+                # the next one waits until that batch is nearly all under way.
+                if len(self._in_flight) >= self._refill_below:
+                    self._room.clear()
+                    await self._room.wait()
                     continue
                 try:
                     claimed = await self._claim_and_dispatch()
@@ -155,15 +163,16 @@ class Worker:
                 await asyncio.wait(self._in_flight)
             await self._results.join()
         finally:
-            recorder.cancel()
-            rechecks.cancel()
+            for task in (recorder, renewer, rechecks):
+                task.cancel()
             # Let them unwind before returning: a task cancelled in the middle of a query
             # must give its connection back before the caller disposes of the engine.
-            await asyncio.gather(recorder, rechecks, return_exceptions=True)
+            await asyncio.gather(recorder, renewer, rechecks, return_exceptions=True)
 
     async def run_until_idle(self) -> int:
         """Deliver everything due now, then return how many attempts were made."""
         recorder = asyncio.create_task(self._record_forever())
+        renewer = asyncio.create_task(self._renew_leases_forever())
         total = 0
         try:
             while True:
@@ -176,7 +185,8 @@ class Worker:
                     return total
         finally:
             recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
+            renewer.cancel()
+            await asyncio.gather(recorder, renewer, return_exceptions=True)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())]
@@ -192,7 +202,7 @@ class Worker:
         self.wakeup.clear()
 
     async def _claim_and_dispatch(self) -> int:
-        limit = min(self.settings.worker_batch_size, self._max_in_flight - len(self._in_flight))
+        limit = self.settings.worker_batch_size
         now = utcnow()
         sweep_every = min(5.0, self.settings.lease_seconds / 2)
         async with self.sessionmaker.begin() as session:
@@ -232,11 +242,34 @@ class Worker:
                     content = _Content(message, mime_content(message, attachments), identity)
                     self._remember(content)
                     contents[message.id] = content
+        self._held.update(delivery.id for delivery in sendable)
         for delivery in sendable:
             task = asyncio.create_task(self._deliver(delivery, contents[delivery.message_id]))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._sent)
         return len(claimed)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if len(self._in_flight) < self._refill_below:
+            self._room.set()
+
+    async def _renew_leases_forever(self) -> None:
+        """Every third of a lease, extend the leases of every delivery still held."""
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            held = list(self._held)
+            for start in range(0, len(held), _RENEW_BATCH):
+                try:
+                    async with self.sessionmaker.begin() as session:
+                        await QueueRepository(session).renew_leases(
+                            owner=self.owner,
+                            delivery_ids=held[start : start + _RENEW_BATCH],
+                            until=utcnow() + lease,
+                        )
+                except Exception:
+                    log.exception("renewing leases failed; trying again in a third of a lease")
 
     def _remember(self, content: _Content) -> None:
         self._contents[content.message.id] = content
@@ -283,6 +316,7 @@ class Worker:
                     log.exception("recording %d outcomes failed; retrying", len(batch))
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+            self._held.difference_update(result.delivery.id for result in batch)
             for _ in batch:
                 self._results.task_done()
 
@@ -297,6 +331,7 @@ class Worker:
             updates.append(
                 {
                     "b_id": delivery.id,
+                    "b_attempts": delivery.attempts,
                     "b_status": status,
                     "b_next_attempt_at": next_at or result.finished_at,
                     "b_code": send.code,
