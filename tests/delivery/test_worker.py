@@ -455,3 +455,36 @@ class TestLeases:
         await record(second, "250 second claim")
         [delivery] = await deliveries(sessionmaker, reference)
         assert (delivery.status, delivery.last_smtp_reply) == ("sent", "250 second claim")
+
+
+class TestClaims:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"worker_concurrency": 1})
+
+    async def test_a_worker_holds_at_most_four_rounds_of_sends_and_leaves_the_rest_queued(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        worker: Worker,
+        smtp_server: SmtpServer,
+        sessionmaker: async_sessionmaker,
+    ) -> None:
+        smtp_server.handler.data_delay = 0.05
+        await send(client, sender, to=[f"user{i}@example.com" for i in range(12)])
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        held: list[int] = []
+
+        async def drained() -> bool:
+            statuses = [d.status for d in await deliveries(sessionmaker)]
+            held.append(statuses.count("sending"))
+            return set(statuses) == {"sent"}
+
+        try:
+            await wait_until(drained, within=20)
+        finally:
+            stop.set()
+            await running
+        assert 0 < max(held) <= 4
+        assert len(smtp_server.received) == 12

@@ -121,8 +121,11 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.wakeup = asyncio.Event()
         self._send_slots = asyncio.Semaphore(settings.worker_concurrency)
-        # Claim again once no more than a round of sends is left waiting for a slot.
+        # Claim again once no more than a round of sends is left waiting for a slot, and
+        # hold at most four rounds: enough that a claim's queries serve a few dozen
+        # deliveries, few enough that a burst is still shared with the other workers.
         self._refill_below = settings.worker_concurrency * 2
+        self._max_held = settings.worker_concurrency * 4
         self._in_flight: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         # Claimed and not yet recorded: the deliveries whose leases this worker renews.
@@ -143,8 +146,8 @@ class Worker:
         rechecks = asyncio.create_task(rechecker.run(stop), name="posthouse-domain-recheck")
         try:
             while not stop.is_set():
-                # A claim is a transaction of several queries: it takes a whole batch, and
-                # the next one waits until that batch is nearly all under way.
+                # A claim is a transaction of several queries: the next one waits until
+                # the deliveries claimed before are nearly all under way.
                 if len(self._in_flight) >= self._refill_below:
                     self._room.clear()
                     await self._room.wait()
@@ -202,7 +205,7 @@ class Worker:
         self.wakeup.clear()
 
     async def _claim_and_dispatch(self) -> int:
-        limit = self.settings.worker_batch_size
+        limit = min(self.settings.worker_batch_size, self._max_held - len(self._in_flight))
         now = utcnow()
         sweep_every = min(5.0, self.settings.lease_seconds / 2)
         async with self.sessionmaker.begin() as session:
