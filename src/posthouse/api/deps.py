@@ -1,12 +1,10 @@
 """Request-scoped dependencies shared by every front door."""
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import WorkspaceCredentials
@@ -14,37 +12,11 @@ from posthouse.config import Settings
 from posthouse.errors import Unauthenticated
 
 
-def _end(session: Session, *, commit: bool) -> None:
-    try:
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    finally:
-        session.close()
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, committed before the response is sent: a 2xx means
-    the data is durable (scope="function" runs the teardown before the response).
-
-    A domain error is turned into a response inside the route (api.errors), so it never
-    reaches this teardown as an exception; the route marks the request failed instead,
-    and whatever the request wrote before the error is rolled back.
-
-    Commit (or rollback) and close run as one call into the synchronous session, since
-    each awaited AsyncSession method starts a greenlet of its own. Shielded, so a
-    cancelled request still ends its transaction and returns its connection."""
-    session = request.app.state.sessionmaker()
-    # Where protections make their side writes (protections.side).
-    session.info["side_engine"] = request.app.state.side_engine
-    try:
-        yield session
-    except BaseException:
-        await asyncio.shield(session.run_sync(_end, commit=False))
-        raise
-    failed = getattr(request.state, "failed", False)
-    await asyncio.shield(session.run_sync(_end, commit=not failed))
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session, which its route class (api.routing.front_door_route) opened
+    and commits before the response is sent."""
+    session: AsyncSession = request.state.session
+    return session
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -53,7 +25,7 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

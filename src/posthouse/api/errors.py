@@ -1,11 +1,10 @@
 """Error mapping: each front door renders the shared domain errors in its own shape."""
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import HTTPException, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from posthouse.errors import PosthouseError, RequestTooLarge, ValidationFailed
 
@@ -38,26 +37,3 @@ def as_domain_error(error: Exception) -> PosthouseError | None:
             return RequestTooLarge(str(error.detail))
         return ValidationFailed(str(error.detail))
     return None
-
-
-def error_route(render: ErrorRenderer) -> type[APIRoute]:
-    """A route class whose handler turns domain errors into ``render``'s responses."""
-
-    class ErrorMappingRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
-
-            async def mapped(request: Request) -> Response:
-                try:
-                    return await handler(request)
-                except Exception as error:
-                    domain_error = as_domain_error(error)
-                    if domain_error is None:
-                        raise
-                    # Nothing the request wrote may be committed (api.deps.get_session).
-                    request.state.failed = True
-                    return render(domain_error)
-
-            return mapped
-
-    return ErrorMappingRoute

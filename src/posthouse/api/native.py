@@ -20,9 +20,10 @@ from starlette.background import BackgroundTask
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import SenderCredentials
 from posthouse.api.deps import SessionDep
-from posthouse.api.errors import error_route, validation_failed
+from posthouse.api.errors import validation_failed
 from posthouse.api.multipart import MultipartSend, read_multipart_send
 from posthouse.api.rate_limits import rate_limited
+from posthouse.api.routing import front_door_route
 from posthouse.config import Settings
 from posthouse.db.models import Delivery, Message
 from posthouse.errors import (
@@ -58,7 +59,7 @@ def _access_token(request: Request) -> str | None:
 router = APIRouter(
     prefix="/api/v1/emails",
     tags=["emails"],
-    route_class=error_route(render_error),
+    route_class=front_door_route(render_error),
     dependencies=[Depends(rate_limited(_access_token))],
 )
 

@@ -9,16 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from posthouse.api.deps import AdminDep, SessionDep, SettingsDep
-from posthouse.api.errors import error_route
 from posthouse.api.native import ErrorBody, render_error
 from posthouse.api.rate_limits import bearer_token, rate_limited
+from posthouse.api.routing import front_door_route
 from posthouse.domains import service as domains_service
 from posthouse.domains.schemas import DomainCreate, DomainRead, domain_read
 
 router = APIRouter(
     prefix="/api/v1/domains",
     tags=["domains"],
-    route_class=error_route(render_error),
+    route_class=front_door_route(render_error),
     dependencies=[Depends(rate_limited(bearer_token))],
 )
 

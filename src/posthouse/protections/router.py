@@ -6,9 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from posthouse.api.deps import AdminDep, SessionDep
-from posthouse.api.errors import error_route
 from posthouse.api.native import ErrorBody, render_error
 from posthouse.api.rate_limits import bearer_token, rate_limited
+from posthouse.api.routing import front_door_route
 from posthouse.protections import suppression as suppression_service
 from posthouse.protections.schemas import (
     SuppressionCreate,
@@ -20,7 +20,7 @@ from posthouse.protections.schemas import (
 router = APIRouter(
     prefix="/api/v1/suppressions",
     tags=["suppressions"],
-    route_class=error_route(render_error),
+    route_class=front_door_route(render_error),
     dependencies=[Depends(rate_limited(bearer_token))],
 )
 

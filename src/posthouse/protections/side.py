@@ -3,9 +3,9 @@ transaction, so other requests see them at once and no row stays locked until th
 request commits (rate-limit buckets, idempotency claims, quota reservations).
 
 The api provides a pool for them on PostgreSQL (db.engine.create_side_engine, put in
-``session.info`` by api.deps.get_session). Without one (SQLite, whose writers take turns
-anyway, or a service called outside a request) the same statements run in the caller's
-transaction, with the same results: only concurrency differs.
+``session.info`` by api.routing.front_door_route). Without one (SQLite, whose writers
+take turns anyway, or a service called outside a request) the same statements run in the
+caller's transaction, with the same results: only concurrency differs.
 """
 
 from collections.abc import AsyncIterator

@@ -1,0 +1,62 @@
+"""The route class of every front door: one transaction per request, and domain errors
+rendered in the front door's own shape."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+
+from posthouse.api.errors import ErrorRenderer, as_domain_error
+
+
+def _end(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+def front_door_route(render: ErrorRenderer) -> type[APIRoute]:
+    """A route class whose requests each get one session (``api.deps.SessionDep``),
+    committed before the response is sent, so a 2xx means the data is durable. A domain
+    error becomes ``render``'s response and rolls back whatever the request wrote; any
+    other error rolls back too and propagates (a 500).
+
+    The route class rather than a generator dependency: FastAPI runs one of those in an
+    exit stack with a cancel scope per request, about 5% of the api's CPU per send.
+    Commit (or rollback) and close run as one call into the synchronous session, since
+    each awaited AsyncSession method starts a greenlet of its own. Shielded, so a
+    cancelled request still ends its transaction and returns its connection."""
+
+    class FrontDoorRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def in_transaction(request: Request) -> Response:
+                session = request.app.state.sessionmaker()
+                # Where protections make their side writes (protections.side).
+                session.info["side_engine"] = request.app.state.side_engine
+                request.state.session = session
+                committed = False
+                try:
+                    try:
+                        response = await handler(request)
+                        committed = True
+                    except Exception as error:
+                        domain_error = as_domain_error(error)
+                        if domain_error is None:
+                            raise
+                        response = render(domain_error)
+                finally:
+                    await asyncio.shield(session.run_sync(_end, commit=committed))
+                return response
+
+            return in_transaction
+
+    return FrontDoorRoute
