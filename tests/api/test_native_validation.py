@@ -313,6 +313,20 @@ class TestHeaderInjection:
 
         await refused(response, 400)
 
+    @pytest.mark.parametrize("field", [*INJECTION_FIELDS, "body", "text"])
+    async def test_a_lone_surrogate_that_no_encoding_can_carry(
+        self, client: httpx.AsyncClient, sender: SenderTokens, refused: Any, field: str
+    ) -> None:
+        # JSON can spell one ("\ud800"); it would fail when the message is encoded.
+        payload = (
+            {**VALID, field: "x\ud800y"}
+            if field in ("body", "text")
+            else _injected(field, "\ud800")
+        )
+        response = await client.post("/api/v1/emails", headers=sender.headers, **multipart(payload))
+
+        await refused(response, 400)
+
     @pytest.mark.parametrize("char", CONTROL, ids=["CR", "LF", "CRLF", "NUL"])
     @pytest.mark.parametrize("where", ["from", "subject", "to"])
     async def test_control_characters_in_a_reply_by_subject(

@@ -10,8 +10,9 @@ from email_validator import EmailNotValidError, validate_email
 
 from posthouse.errors import ValidationFailed
 
-# C0 controls (including CR, LF, NUL, TAB), DEL and the Unicode line separators.
-_CONTROL = re.compile("[\x00-\x1f\x7f\u2028\u2029\x85]")
+# C0 controls (including CR, LF, NUL, TAB), DEL, the Unicode line separators, and lone
+# surrogates: JSON can spell one ("\ud800"), but no encoding can carry it into a message.
+_CONTROL = re.compile("[\x00-\x1f\x7f\u2028\u2029\x85\ud800-\udfff]")
 _NAME_AND_ADDRESS = re.compile(r"^(?P<name>.*?)\s*<(?P<addr>[^<>]*)>$", re.DOTALL)
 
 
