@@ -95,6 +95,18 @@ class TestPayload:
         message = await refused(response, 400)
         assert message in {"payload is not valid JSON", "payload must be a JSON object"}
 
+    async def test_a_payload_with_a_utf8_byte_order_mark_is_read(
+        self, client: httpx.AsyncClient, sender: SenderTokens
+    ) -> None:
+        # RFC 8259 lets a parser ignore one; some clients still write it.
+        data = b"\xef\xbb\xbf" + json.dumps({**VALID, "subject": "Grüße"}).encode()
+        body = raw_multipart([("payload", None, data, "application/json")])
+
+        response = await post_raw(client, sender, body)
+
+        assert response.status_code == 202, response.text
+        assert response.json()["subject"] == "Grüße"
+
     async def test_a_json_request_body_instead_of_multipart(
         self, client: httpx.AsyncClient, sender: SenderTokens, refused: Any
     ) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -268,8 +269,9 @@ def _accepted_body(
 
 
 def _json(body: dict[str, Any]) -> str:
-    # As JSONResponse renders it, so a replayed response is the original byte for byte.
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    # Byte for byte what JSONResponse writes (json.dumps, ensure_ascii=False, no spaces),
+    # at a fraction of the cost for a body that echoes the email's HTML.
+    return orjson.dumps(body).decode()
 
 
 def _accepted_response(request: Request, content: str) -> Response:

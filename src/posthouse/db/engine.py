@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -52,10 +53,21 @@ def create_engine(
         # returned, so a load that keeps needing one opens a new connection (a forked
         # server process) per request.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800)
-    engine = create_async_engine(async_database_url(database_url), **kwargs)
+    engine = create_async_engine(
+        async_database_url(database_url),
+        # The JSON columns (addresses, headers, event data) are read and written for every
+        # email; orjson reads and writes the same values at a third of json's cost.
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
+        **kwargs,
+    )
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
