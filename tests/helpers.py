@@ -48,6 +48,11 @@ async def deliveries(sessionmaker: Sessionmaker, reference_id: str | None = None
         return list(await session.scalars(query))
 
 
+async def statuses(sessionmaker: Sessionmaker, reference_id: str | None = None) -> list[str]:
+    """The delivery statuses of an email (of every email without one), by recipient."""
+    return [d.status for d in await deliveries(sessionmaker, reference_id)]
+
+
 async def attempts(sessionmaker: Sessionmaker, delivery_id: Any) -> list[DeliveryAttempt]:
     async with sessionmaker() as session:
         rows = await session.scalars(

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from posthouse.config import Settings
 from posthouse.db.models import Delivery
 from tests.conftest import SenderTokens, multipart
-from tests.helpers import attempts, deliveries, events, message_row, wait_until
+from tests.helpers import attempts, deliveries, events, message_row, statuses, wait_until
 from tests.smtp_server import RecordingHandler, SmtpServer
 
 POSTHOUSE = str(Path(sys.executable).with_name("posthouse"))
@@ -137,7 +137,7 @@ class TestWorkerKilledMidDelivery:
         processes.append(second)
 
         async def sent() -> bool:
-            return [d.status for d in await deliveries(sessionmaker, reference)] == ["sent"]
+            return await statuses(sessionmaker, reference) == ["sent"]
 
         await wait_until(sent)
         assert second.stop() == 0

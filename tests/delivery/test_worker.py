@@ -18,7 +18,7 @@ from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
 from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
 from tests.conftest import SenderTokens, multipart
-from tests.helpers import attempts, deliveries, events, settle, wait_until
+from tests.helpers import attempts, deliveries, events, settle, statuses, wait_until
 from tests.smtp_server import RecordingHandler, SmtpServer, free_port
 
 PAYLOAD = {
@@ -176,8 +176,8 @@ class TestOutcomes:
 
         await worker.run_until_idle()
 
-        assert [d.status for d in await deliveries(sessionmaker, reference)] == ["bounced"]
-        assert [d.status for d in await deliveries(sessionmaker, second)] == ["sent", "sent"]
+        assert await statuses(sessionmaker, reference) == ["bounced"]
+        assert await statuses(sessionmaker, second) == ["sent", "sent"]
         assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
             "alice@example.com",
             "bob@example.com",
@@ -394,7 +394,7 @@ class TestLeases:
         running = [asyncio.create_task(worker.run(stop)) for worker in workers]
 
         async def sent() -> bool:
-            return [d.status for d in await deliveries(sessionmaker, reference)] == ["sent"]
+            return await statuses(sessionmaker, reference) == ["sent"]
 
         try:
             # A second claim would have offered its DATA before the first one ended.
@@ -477,9 +477,9 @@ class TestClaims:
         held: list[int] = []
 
         async def drained() -> bool:
-            statuses = [d.status for d in await deliveries(sessionmaker)]
-            held.append(statuses.count("sending"))
-            return set(statuses) == {"sent"}
+            now = await statuses(sessionmaker)
+            held.append(now.count("sending"))
+            return set(now) == {"sent"}
 
         try:
             await wait_until(drained, within=20)

@@ -111,9 +111,9 @@ class QueueRepository:
 
     async def renew_leases(
         self, *, owner: str, delivery_ids: Sequence[uuid.UUID], until: datetime
-    ) -> int:
+    ) -> None:
         """Extend this worker's leases on deliveries it still holds."""
-        result = await self.session.execute(
+        await self.session.execute(
             update(_delivery)
             .where(
                 _delivery.c.id.in_(delivery_ids),
@@ -122,7 +122,6 @@ class QueueRepository:
             )
             .values(lease_expires_at=until)
         )
-        return result.rowcount or 0
 
     async def contents(
         self, message_ids: Sequence[uuid.UUID]

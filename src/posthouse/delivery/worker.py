@@ -136,8 +136,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; sends in flight then finish and are recorded."""
-        recorder = asyncio.create_task(self._record_forever(), name="posthouse-recorder")
-        renewer = asyncio.create_task(self._renew_leases_forever(), name="posthouse-leases")
+        bookkeeping = self._start_bookkeeping()
         rechecker = DomainRechecker(
             sessionmaker=self.sessionmaker,
             resolver=domains_service.verification_resolver(self.settings),
@@ -166,16 +165,11 @@ class Worker:
                 await asyncio.wait(self._in_flight)
             await self._results.join()
         finally:
-            for task in (recorder, renewer, rechecks):
-                task.cancel()
-            # Let them unwind before returning: a task cancelled in the middle of a query
-            # must give its connection back before the caller disposes of the engine.
-            await asyncio.gather(recorder, renewer, rechecks, return_exceptions=True)
+            await _cancel(*bookkeeping, rechecks)
 
     async def run_until_idle(self) -> int:
         """Deliver everything due now, then return how many attempts were made."""
-        recorder = asyncio.create_task(self._record_forever())
-        renewer = asyncio.create_task(self._renew_leases_forever())
+        bookkeeping = self._start_bookkeeping()
         total = 0
         try:
             while True:
@@ -187,9 +181,14 @@ class Worker:
                 if not claimed:
                     return total
         finally:
-            recorder.cancel()
-            renewer.cancel()
-            await asyncio.gather(recorder, renewer, return_exceptions=True)
+            await _cancel(*bookkeeping)
+
+    def _start_bookkeeping(self) -> tuple[asyncio.Task[None], asyncio.Task[None]]:
+        """The tasks that record outcomes and renew the leases of held deliveries."""
+        return (
+            asyncio.create_task(self._record_forever(), name="posthouse-recorder"),
+            asyncio.create_task(self._renew_leases_forever(), name="posthouse-leases"),
+        )
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())]
@@ -393,6 +392,14 @@ class Worker:
             wait = timedelta(seconds=result.send.retry_after)
             next_at = min(max(next_at, result.finished_at + wait), result.delivery.expires_at)
         return DeliveryStatus.DEFERRED, EventType.DELIVERY_DELAY, next_at
+
+
+async def _cancel(*tasks: asyncio.Task[None]) -> None:
+    for task in tasks:
+        task.cancel()
+    # Let them unwind before returning: a task cancelled in the middle of a query must
+    # give its connection back before the caller disposes of the engine.
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _event_data(result: _Result, status: DeliveryStatus, reply: str) -> dict[str, object]:
