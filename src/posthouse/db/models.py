@@ -128,8 +128,10 @@ class Message(IdMixin, CreatedAtMixin, Base):
         Index("ix_message_workspace_created", "workspace_id", "created_at"),
     )
 
-    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
-    sender_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sender.id"))
+    # No foreign keys to workspace and sender here, nor on delivery and event: every
+    # insert would share-lock the tenant's one row (migration 0003).
+    workspace_id: Mapped[uuid.UUID]
+    sender_id: Mapped[uuid.UUID | None]
     api: Mapped[str] = mapped_column(String(20), default="native")
     from_email: Mapped[str] = mapped_column(String(320))
     from_name: Mapped[str | None] = mapped_column(String(300))
@@ -204,7 +206,7 @@ class Delivery(IdMixin, CreatedAtMixin, Base):
     )
 
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
-    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), index=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(index=True)
     recipient: Mapped[str] = mapped_column(String(320), index=True)
     kind: Mapped[str] = mapped_column(String(3))  # to, cc, bcc
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
@@ -245,7 +247,7 @@ class Event(IdMixin, Base):
         Index("ix_event_message", "message_id", "occurred_at"),
     )
 
-    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    workspace_id: Mapped[uuid.UUID]
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"))
     delivery_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("delivery.id"), index=True)
     type: Mapped[str] = mapped_column(String(20))
