@@ -1,7 +1,9 @@
 """A real SMTP server (aiosmtpd) on loopback that records what it receives.
 
 Tests script its answers: ``server.rcpt_replies`` / ``server.data_replies`` are queues of
-replies returned in order (then 250), and ``server.data_delay`` holds DATA open.
+replies returned in order (then 250), and ``server.data_delay`` holds DATA open. Like
+Postfix, it offers PIPELINING unless told not to, and notes for every MAIL whether the
+client had already sent the commands after it.
 """
 
 import asyncio
@@ -39,7 +41,39 @@ class RecordingHandler:
     rcpt_replies: deque[str] = field(default_factory=deque)
     data_replies: deque[str] = field(default_factory=deque)
     data_delay: float = 0.0
+    mail_replies: deque[str] = field(default_factory=deque)
+    pipelining: bool = True
+    # One entry per MAIL: whether RCPT and DATA were already waiting behind it.
+    pipelined: list[bool] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        # aiosmtpd reads one command at a time: what the client sent after MAIL is still
+        # in the reader's buffer.
+        waiting = bytes(server._reader._buffer)  # type: ignore[attr-defined]
+        with self.lock:
+            self.pipelined.append(b"RCPT TO:" in waiting and b"DATA" in waiting)
+            reply = self.mail_replies.popleft() if self.mail_replies else None
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -1,5 +1,6 @@
 """The worker's own sendmail against a real SMTP server: what arrives, and refusals."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import aiosmtplib
@@ -26,9 +27,10 @@ def test_data_payload_ends_lines_in_crlf_and_doubles_leading_dots(
     assert data_payload(message) == payload
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()  # aiosmtpd offers SMTPUTF8 by default
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    # aiosmtpd offers SMTPUTF8 by default; the recording handler offers PIPELINING.
+    server = SmtpServer(RecordingHandler(pipelining=request.param)).start()
     yield server
     server.stop()
 
@@ -67,6 +69,75 @@ async def test_a_refused_recipient_leaves_the_connection_usable(
 
     assert refused.value.recipients[0].code == 550
     assert [r.rcpt_tos for r in smtp_server.wait_for(1)] == [["alice@example.com"]]
+
+
+async def test_mail_rcpt_and_data_go_together_to_a_server_that_offers_pipelining(
+    client: aiosmtplib.SMTP, smtp_server: SmtpServer
+) -> None:
+    await sendmail(client, "bounce@ex.example", "alice@example.com", MESSAGE)
+    await sendmail(client, "bounce@ex.example", "bob@example.com", MESSAGE)
+
+    offered = smtp_server.handler.pipelining
+    assert smtp_server.handler.pipelined == [offered, offered]
+    assert [r.data for r in smtp_server.wait_for(2)] == [MESSAGE, MESSAGE]
+
+
+async def test_a_refused_sender_leaves_the_connection_usable(
+    client: aiosmtplib.SMTP, smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.mail_replies.append("451 4.3.0 Try again later")
+
+    with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+        await sendmail(client, "bounce@ex.example", "alice@example.com", MESSAGE)
+    await sendmail(client, "bounce@ex.example", "bob@example.com", MESSAGE)
+
+    assert refused.value.code == 451
+    assert [r.rcpt_tos for r in smtp_server.wait_for(1)] == [["bob@example.com"]]
+
+
+async def test_data_accepted_after_a_refused_recipient_is_ended_at_once() -> None:
+    # RFC 2920 3.1 lets a server answer DATA with 354 although it refused every
+    # recipient; the client must then end the empty message itself. aiosmtpd never does
+    # this, so a scripted server plays it.
+    lines: list[bytes] = []
+    replies = {
+        b"EHLO": b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+        b"MAIL": b"250 OK\r\n",
+        b"RCPT": b"550 5.1.1 No such user\r\n",
+        b"DATA": b"354 Go ahead\r\n",
+        b".": b"554 5.5.1 No valid recipients\r\n",
+        b"RSET": b"250 OK\r\n",
+        b"NOOP": b"250 OK\r\n",
+    }
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink ESMTP\r\n")
+        while line := await reader.readline():
+            lines.append(line)
+            writer.write(replies[line.split()[0].rstrip(b"\r\n")])
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
+    try:
+        await smtp.connect()
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+            await sendmail(smtp, "bounce@ex.example", "gone@example.com", MESSAGE)
+        await smtp.noop()
+    finally:
+        smtp.close()
+        server.close()
+
+    assert refused.value.recipients[0].code == 550
+    assert [line.split()[0] for line in lines[1:]] == [
+        b"MAIL",
+        b"RCPT",
+        b"DATA",
+        b".",
+        b"RSET",
+        b"NOOP",
+    ]
 
 
 async def test_a_refused_message_leaves_the_connection_usable(
@@ -127,3 +198,34 @@ async def test_a_server_without_esmtp_is_greeted_with_helo() -> None:
         server.stop()
 
     assert [r.data for r in server.wait_for(1)] == [MESSAGE]
+
+
+@pytest.mark.parametrize("ending", ["silence", "hang-up"])
+async def test_a_server_that_stops_answering_a_pipelined_group_fails_the_send(
+    ending: str,
+) -> None:
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink ESMTP\r\n")
+        await reader.readline()
+        writer.write(b"250-sink\r\n250 PIPELINING\r\n")
+        await reader.readline()  # MAIL: no answer
+        if ending == "silence":
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=0.3, start_tls=False)
+    try:
+        await smtp.connect()
+        expected = (
+            aiosmtplib.SMTPReadTimeoutError
+            if ending == "silence"
+            else aiosmtplib.SMTPServerDisconnected
+        )
+        with pytest.raises(expected):
+            await sendmail(smtp, "bounce@ex.example", "alice@example.com", MESSAGE)
+        assert not smtp.is_connected
+    finally:
+        smtp.close()
+        server.close()

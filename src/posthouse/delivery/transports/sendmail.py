@@ -7,12 +7,21 @@ email. The messages posthouse builds already end every line in CRLF, so this doe
 same envelope with aiosmtplib's public commands and prepares the DATA payload with one
 ``bytes`` replace for the dots; a message not known to be CRLF-clean is first checked
 with three counts and normalised when it is not.
+
+To a server that offers PIPELINING (RFC 2920; Postfix, Exim and the large mailbox
+providers do), MAIL, RCPT and DATA go in one write and their replies are read together:
+two round trips per message instead of four, which halves the time a connection spends
+per message to a distant server. aiosmtplib's protocol reads one reply per command
+written, so for those three replies the connection is lent to a small reader of its own.
 """
 
+import asyncio
 import re
+from collections import deque
 
 import aiosmtplib
 from aiosmtplib import SMTPDataError, SMTPRecipientsRefused, SMTPResponseException
+from aiosmtplib.protocol import SMTPProtocol
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 
@@ -57,17 +66,20 @@ async def sendmail(
     encoding = "utf-8" if utf8 else "ascii"
     # MAIL and RCPT as raw commands: aiosmtplib's mail() and rcpt() re-parse each address
     # with the email package (and rewrite what it cannot parse); these addresses were
-    # validated when the email was accepted, and execute_command still refuses CR and LF.
+    # validated when the email was accepted, and both paths still refuse control
+    # characters, as execute_command does.
+    mail = (b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *(o.encode() for o in options))
+    rcpt = (b"RCPT", b"TO:<" + recipient.encode(encoding) + b">")
     try:
-        reply = await client.execute_command(
-            b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *(o.encode() for o in options)
-        )
-        if reply.code != 250:
-            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
-        reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">")
-        if reply.code not in (250, 251):
-            refused = aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
-            raise SMTPRecipientsRefused([refused])
+        if client.supports_extension("pipelining"):
+            replies = await _pipelined(client, [mail, rcpt, (b"DATA",)])
+        else:
+            replies = [await client.execute_command(*mail)]
+            if replies[0].code == 250:
+                replies.append(await client.execute_command(*rcpt))
+                if replies[1].code in (250, 251):
+                    replies.append(await client.execute_command(b"DATA"))
+        _check_envelope(replies, sender, recipient)
         response = await _data(client, payload)
     except (SMTPResponseException, SMTPRecipientsRefused):
         try:
@@ -78,10 +90,124 @@ async def sendmail(
     return response.message
 
 
+def _check_envelope(replies: list[aiosmtplib.SMTPResponse], sender: str, recipient: str) -> None:
+    """Raise what aiosmtplib's sendmail raises for the first refusal among the replies to
+    MAIL, RCPT and DATA (those sent: without pipelining, none after a refusal)."""
+    mail = replies[0]
+    if mail.code != 250:
+        raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+    rcpt = replies[1]
+    if rcpt.code not in (250, 251):
+        refused = aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)
+        raise SMTPRecipientsRefused([refused])
+    data = replies[2]
+    if data.code != 354:
+        raise SMTPDataError(data.code, data.message)
+
+
+async def _pipelined(
+    client: aiosmtplib.SMTP, commands: list[tuple[bytes, ...]]
+) -> list[aiosmtplib.SMTPResponse]:
+    """Send ``commands`` (the last one DATA) in one write and return their replies.
+
+    When DATA was accepted although MAIL or RCPT was refused, the empty message is ended
+    at once, as RFC 2920 3.1 asks, so the connection is ready for RSET."""
+    protocol = client.protocol
+    transport = protocol.transport if protocol is not None else None
+    if protocol is None or transport is None or transport.is_closing():
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    lines = []
+    for command in commands:
+        if any(_CONTROL.search(argument) for argument in command):
+            raise ValueError("Command arg contains a prohibited control character")
+        lines.append(b" ".join(command) + b"\r\n")
+    reader = _ReplyReader(protocol)
+    transport.set_protocol(reader)
+    try:
+        async with asyncio.timeout(client.timeout):
+            transport.write(b"".join(lines))
+            replies = await reader.read(len(commands))
+            if replies[-1].code == 354 and any(r.code >= 400 for r in replies[:-1]):
+                transport.write(b".\r\n")
+                await reader.read(1)
+    except TimeoutError as error:
+        client.close()
+        raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from error
+    except aiosmtplib.SMTPServerDisconnected:
+        client.close()
+        raise
+    finally:
+        if not transport.is_closing():
+            transport.set_protocol(protocol)
+    return replies
+
+
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+class _ReplyReader(asyncio.Protocol):
+    """Reads SMTP replies, any number in one segment, while it holds the connection of
+    aiosmtplib's ``protocol``; it passes the connection's end and flow control on."""
+
+    def __init__(self, protocol: SMTPProtocol) -> None:
+        self._protocol = protocol
+        self._buffer = bytearray()
+        self._replies: deque[aiosmtplib.SMTPResponse] = deque()
+        self._lines: list[bytes] = []
+        self._error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while (end := self._buffer.find(b"\n")) >= 0:
+            line = bytes(self._buffer[: end + 1])
+            del self._buffer[: end + 1]
+            try:
+                code = int(line[:3])
+            except ValueError:
+                self._fail(SMTPResponseException(-1, f"Malformed SMTP response line: {line!r}"))
+                return
+            self._lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                message = b"\n".join(self._lines).decode("utf-8", "surrogateescape")
+                self._replies.append(aiosmtplib.SMTPResponse(code, message))
+                self._lines = []
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self._fail(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        return self._protocol.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(aiosmtplib.SMTPServerDisconnected("Connection lost"))
+        self._protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._protocol.resume_writing()
+
+    async def read(self, count: int) -> list[aiosmtplib.SMTPResponse]:
+        while len(self._replies) < count:
+            if self._error is not None:
+                raise self._error
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return [self._replies.popleft() for _ in range(count)]
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
 async def _data(client: aiosmtplib.SMTP, payload: bytes) -> aiosmtplib.SMTPResponse:
-    start = await client.execute_command(b"DATA")
-    if start.code != 354:
-        raise SMTPDataError(start.code, start.message)
+    """Send the message, DATA having been answered with 354, and read the reply."""
     protocol = client.protocol
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
