@@ -4,11 +4,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import TextClause, bindparam, insert, select, text, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posthouse.db.arrays import column_arrays, insert_statement, unnested
 from posthouse.db.models import Attachment, Delivery, DeliveryAttempt, DeliveryStatus, Message
 
 _delivery = Delivery.__table__
@@ -145,8 +148,53 @@ class QueueRepository:
         number differs) is left to its new claim."""
         if not updates:
             return
-        await self.session.execute(_RECORD, [{**row, "b_owner": owner} for row in updates])
+        dialect = self.session.bind.dialect
+        if dialect.name != "postgresql":
+            await self.session.execute(_RECORD, [{**row, "b_owner": owner} for row in updates])
+            return
+        # One statement for the batch (db/arrays.py).
+        rows = [{column: row[f"b_{key}"] for key, column in _OUTCOME.items()} for row in updates]
+        arrays = column_arrays(_delivery, rows, dialect, tuple(_OUTCOME.values()))
+        await self.session.execute(_record_all(dialect), {**arrays, "owner": owner})
 
     async def add_attempts(self, attempts: list[dict[str, Any]]) -> None:
-        if attempts:
-            await self.session.execute(insert(DeliveryAttempt.__table__), attempts)
+        if not attempts:
+            return
+        table = DeliveryAttempt.__table__
+        dialect = self.session.bind.dialect
+        if dialect.name != "postgresql":
+            await self.session.execute(insert(table), attempts)
+            return
+        columns = tuple(attempts[0])
+        await self.session.execute(
+            insert_statement(table, columns, dialect),
+            column_arrays(table, attempts, dialect, columns),
+        )
+
+
+# An outcome's keys (as record_outcomes takes them, after "b_") and the delivery columns
+# they set.
+_OUTCOME = {
+    "id": "id",
+    "attempts": "attempts",
+    "status": "status",
+    "next_attempt_at": "next_attempt_at",
+    "code": "last_smtp_code",
+    "reply": "last_smtp_reply",
+    "sent_at": "sent_at",
+    "updated_at": "updated_at",
+}
+
+
+@cache
+def _record_all(dialect: Dialect) -> TextClause:
+    """_RECORD for a whole batch on PostgreSQL, with the same fence."""
+    assignments = ", ".join(
+        f"{column} = o.{column}" for column in _OUTCOME.values() if column not in ("id", "attempts")
+    )
+    return text(
+        f"UPDATE delivery AS d SET {assignments}, lease_owner = NULL, lease_expires_at = NULL"
+        f" FROM {unnested(_delivery, tuple(_OUTCOME.values()), dialect)}"
+        " WHERE d.id = o.id AND d.lease_owner = :owner AND d.attempts = o.attempts"
+        " AND d.status = 'sending'"
+    )
