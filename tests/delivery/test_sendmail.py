@@ -1,7 +1,8 @@
 """The worker's own sendmail against a real SMTP server: what arrives, and refusals."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 
 import aiosmtplib
 import pytest
@@ -46,6 +47,24 @@ async def client(smtp_server: SmtpServer) -> AsyncIterator[aiosmtplib.SMTP]:
 MESSAGE = b"Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\nplain\r\n.\r\nend\r\n"
 
 
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def scripted_server(script: Script, *, wait: float) -> AsyncIterator[aiosmtplib.SMTP]:
+    """A client (waiting ``wait`` seconds for a reply) connected to a raw server that
+    plays ``script``: for what aiosmtpd never does."""
+    server = await asyncio.start_server(script, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=wait, start_tls=False)
+    try:
+        await smtp.connect()
+        yield smtp
+    finally:
+        smtp.close()
+        server.close()
+
+
 async def test_message_arrives_byte_for_byte(
     client: aiosmtplib.SMTP, smtp_server: SmtpServer
 ) -> None:
@@ -82,19 +101,6 @@ async def test_mail_rcpt_and_data_go_together_to_a_server_that_offers_pipelining
     assert [r.data for r in smtp_server.wait_for(2)] == [MESSAGE, MESSAGE]
 
 
-async def test_a_refused_sender_leaves_the_connection_usable(
-    client: aiosmtplib.SMTP, smtp_server: SmtpServer
-) -> None:
-    smtp_server.handler.mail_replies.append("451 4.3.0 Try again later")
-
-    with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
-        await sendmail(client, "bounce@ex.example", "alice@example.com", MESSAGE)
-    await sendmail(client, "bounce@ex.example", "bob@example.com", MESSAGE)
-
-    assert refused.value.code == 451
-    assert [r.rcpt_tos for r in smtp_server.wait_for(1)] == [["bob@example.com"]]
-
-
 async def test_data_accepted_after_a_refused_recipient_is_ended_at_once() -> None:
     # RFC 2920 3.1 lets a server answer DATA with 354 although it refused every
     # recipient; the client must then end the empty message itself. aiosmtpd never does
@@ -117,17 +123,10 @@ async def test_data_accepted_after_a_refused_recipient_is_ended_at_once() -> Non
             writer.write(replies[line.split()[0].rstrip(b"\r\n")])
         writer.close()
 
-    server = await asyncio.start_server(session, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
-    try:
-        await smtp.connect()
+    async with scripted_server(session, wait=5) as smtp:
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
             await sendmail(smtp, "bounce@ex.example", "gone@example.com", MESSAGE)
         await smtp.noop()
-    finally:
-        smtp.close()
-        server.close()
 
     assert refused.value.recipients[0].code == 550
     assert [line.split()[0] for line in lines[1:]] == [
@@ -140,16 +139,29 @@ async def test_data_accepted_after_a_refused_recipient_is_ended_at_once() -> Non
     ]
 
 
-async def test_a_refused_message_leaves_the_connection_usable(
-    client: aiosmtplib.SMTP, smtp_server: SmtpServer
+@pytest.mark.parametrize(
+    ("replies", "reply", "refusal", "code"),
+    [
+        ("mail_replies", "451 4.3.0 Try again later", aiosmtplib.SMTPSenderRefused, 451),
+        ("data_replies", "452 4.3.1 Insufficient storage", aiosmtplib.SMTPDataError, 452),
+    ],
+    ids=["sender", "message"],
+)
+async def test_a_refused_sender_or_message_leaves_the_connection_usable(
+    client: aiosmtplib.SMTP,
+    smtp_server: SmtpServer,
+    replies: str,
+    reply: str,
+    refusal: type[aiosmtplib.SMTPResponseException],
+    code: int,
 ) -> None:
-    smtp_server.handler.data_replies.append("452 4.3.1 Insufficient storage")
+    getattr(smtp_server.handler, replies).append(reply)
 
-    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+    with pytest.raises(refusal) as refused:
         await sendmail(client, "bounce@ex.example", "alice@example.com", MESSAGE)
     await sendmail(client, "bounce@ex.example", "bob@example.com", MESSAGE)
 
-    assert refused.value.code == 452
+    assert refused.value.code == code
     assert [r.rcpt_tos for r in smtp_server.wait_for(1)] == [["bob@example.com"]]
 
 
@@ -213,19 +225,10 @@ async def test_a_server_that_stops_answering_a_pipelined_group_fails_the_send(
             await reader.read()
         writer.close()
 
-    server = await asyncio.start_server(session, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=0.3, start_tls=False)
-    try:
-        await smtp.connect()
-        expected = (
-            aiosmtplib.SMTPReadTimeoutError
-            if ending == "silence"
-            else aiosmtplib.SMTPServerDisconnected
-        )
+    expected: type[Exception] = aiosmtplib.SMTPServerDisconnected
+    if ending == "silence":
+        expected = aiosmtplib.SMTPReadTimeoutError
+    async with scripted_server(session, wait=0.3) as smtp:
         with pytest.raises(expected):
             await sendmail(smtp, "bounce@ex.example", "alice@example.com", MESSAGE)
         assert not smtp.is_connected
-    finally:
-        smtp.close()
-        server.close()

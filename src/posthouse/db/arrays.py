@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, TextClause, text
+from sqlalchemy import Executable, Table, TextClause, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @cache
@@ -55,4 +56,27 @@ def insert_statement(
     return text(
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"SELECT * FROM {unnested(table, columns, dialect)}{conflict}"
+    )
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    elsewhere: Executable,
+    ignore_conflicts_on: str = "",
+) -> None:
+    """Insert ``rows`` (all with the same keys): one unnested statement on PostgreSQL,
+    an executemany of ``elsewhere`` on other databases."""
+    if not rows:
+        return
+    dialect = session.bind.dialect
+    if dialect.name != "postgresql":
+        await session.execute(elsewhere, list(rows))
+        return
+    columns = tuple(rows[0])
+    await session.execute(
+        insert_statement(table, columns, dialect, ignore_conflicts_on=ignore_conflicts_on),
+        column_arrays(table, rows, dialect, columns),
     )

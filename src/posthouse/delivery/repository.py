@@ -11,7 +11,7 @@ from sqlalchemy import TextClause, bindparam, insert, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posthouse.db.arrays import column_arrays, insert_statement, unnested
+from posthouse.db.arrays import column_arrays, insert_rows, unnested
 from posthouse.db.models import Attachment, Delivery, DeliveryAttempt, DeliveryStatus, Message
 
 _delivery = Delivery.__table__
@@ -158,18 +158,8 @@ class QueueRepository:
         await self.session.execute(_record_all(dialect), {**arrays, "owner": owner})
 
     async def add_attempts(self, attempts: list[dict[str, Any]]) -> None:
-        if not attempts:
-            return
         table = DeliveryAttempt.__table__
-        dialect = self.session.bind.dialect
-        if dialect.name != "postgresql":
-            await self.session.execute(insert(table), attempts)
-            return
-        columns = tuple(attempts[0])
-        await self.session.execute(
-            insert_statement(table, columns, dialect),
-            column_arrays(table, attempts, dialect, columns),
-        )
+        await insert_rows(self.session, table, attempts, elsewhere=insert(table))
 
 
 # An outcome's keys (as record_outcomes takes them, after "b_") and the delivery columns

@@ -7,7 +7,7 @@ from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posthouse.db.arrays import column_arrays, insert_statement
+from posthouse.db.arrays import insert_rows
 from posthouse.db.models import Delivery, Event
 
 
@@ -24,18 +24,12 @@ class EventRepository:
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        dialect = self.session.bind.dialect
-        if dialect.name != "postgresql":
-            await self.session.execute(self._insert_ignoring_duplicates(), rows)
-            return
-        # One statement for all the rows (db/arrays.py).
-        table = Event.__table__
-        columns = tuple(rows[0])
-        await self.session.execute(
-            insert_statement(table, columns, dialect, ignore_conflicts_on="dedupe_key"),
-            column_arrays(table, rows, dialect, columns),
+        await insert_rows(
+            self.session,
+            Event.__table__,
+            rows,
+            elsewhere=self._insert_ignoring_duplicates(),
+            ignore_conflicts_on="dedupe_key",
         )
 
     async def add_many_returning_ids(self, rows: list[dict[str, Any]]) -> set[uuid.UUID]:

@@ -21,7 +21,7 @@ from collections import deque
 
 import aiosmtplib
 from aiosmtplib import SMTPDataError, SMTPRecipientsRefused, SMTPResponseException
-from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.protocol import COMMAND_INJECTION_REGEX, SMTPProtocol
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 
@@ -118,7 +118,7 @@ async def _pipelined(
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     lines = []
     for command in commands:
-        if any(_CONTROL.search(argument) for argument in command):
+        if any(COMMAND_INJECTION_REGEX.search(argument) for argument in command):
             raise ValueError("Command arg contains a prohibited control character")
         lines.append(b" ".join(command) + b"\r\n")
     reader = _ReplyReader(protocol)
@@ -140,9 +140,6 @@ async def _pipelined(
         if not transport.is_closing():
             transport.set_protocol(protocol)
     return replies
-
-
-_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 class _ReplyReader(asyncio.Protocol):
