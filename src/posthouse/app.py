@@ -11,18 +11,19 @@ from sqlalchemy import text
 
 from posthouse import __version__
 from posthouse.accounts.service import CredentialCache
-from posthouse.api import native
+from posthouse.api.admin import domains as domains_router
+from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.limits import BodySizeLimit
+from posthouse.api.native import routes as native
 from posthouse.api.rate_limits import RateLimitHeaders
 from posthouse.config import Settings, get_settings
 from posthouse.db.engine import create_engine, create_sessionmaker, create_side_engine
 from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
-from posthouse.domains import router as domains_router
 from posthouse.domains.service import VerifiedDomainCache
 from posthouse.heap import freeze_startup_heap
 from posthouse.inbound.listener import InboundServer
-from posthouse.protections import router as protections_router
+from posthouse.sending.accept import AcceptContext
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ def create_app(
             )
             worker_task = asyncio.create_task(app.state.worker.run(stop), name="posthouse-worker")
             app.state.inbound = await InboundServer(settings, app.state.sessionmaker).start()
+        app.state.accept = AcceptContext(
+            settings=settings,
+            verified_domains=app.state.verified_domains,
+            side_engine=app.state.side_engine,
+            wake_worker=app.state.worker.wakeup.set if app.state.worker is not None else None,
+        )
         if server:
             freeze_startup_heap()
         try:
@@ -81,7 +88,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RateLimitHeaders)
     app.include_router(native.router)
-    app.include_router(protections_router.router)
+    app.include_router(suppressions_router.router)
     app.include_router(domains_router.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

@@ -512,7 +512,7 @@ def workspace_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create a workspace."""
-    from posthouse.protections import workspaces
+    from posthouse.workspaces import service as workspaces
 
     async def work(session: Any) -> dict[str, Any]:
         await workspaces.create(session, name=name, monthly_quota=monthly_quota)
@@ -545,7 +545,7 @@ def workspace_update(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Change a workspace's quota, rate thresholds, or lift its suspension."""
-    from posthouse.protections import workspaces
+    from posthouse.workspaces import service as workspaces
 
     changes = workspaces.WorkspaceChanges(
         monthly_quota=monthly_quota,
@@ -569,7 +569,7 @@ def workspace_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Usage this month, bounce and complaint rates, and suspension."""
-    from posthouse.protections import workspaces
+    from posthouse.workspaces import service as workspaces
 
     _print_workspace(
         _session_command(lambda session: workspaces.report(session, name=name)), as_json=as_json
@@ -596,7 +596,8 @@ def suppression_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Every suppressed address of the workspace, oldest first."""
-    from posthouse.protections import suppression, workspaces
+    from posthouse.protections import suppression
+    from posthouse.workspaces import service as workspaces
 
     async def work(session: Any) -> list[dict[str, Any]]:
         workspace_id = await workspaces.workspace_id(session, name=workspace)
@@ -638,7 +639,8 @@ def suppression_add(
     import getpass
     from datetime import UTC, datetime
 
-    from posthouse.protections import suppression, workspaces
+    from posthouse.protections import suppression
+    from posthouse.workspaces import service as workspaces
 
     expires = None
     if expires_at is not None:
@@ -669,7 +671,8 @@ def suppression_remove(
     workspace: SuppressionWorkspace,
 ) -> None:
     """Remove an address from the suppression list."""
-    from posthouse.protections import suppression, workspaces
+    from posthouse.protections import suppression
+    from posthouse.workspaces import service as workspaces
 
     async def work(session: Any) -> None:
         await suppression.remove(

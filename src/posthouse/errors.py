@@ -1,24 +1,25 @@
-"""Domain errors shared by every front door. Each dialect maps them to its own wire shape.
+"""Domain errors shared by every front door. Each door renders them in its own wire shape.
 
-``status_code`` is the native API's status; a dialect that documents another code for the
-same rule maps the class, it never re-implements the rule.
+The text of an error is neutral (no provider's wording) and its data are attributes; a
+front door owns the words its document uses (``api/native/errors.py`` for seed 000).
+``status_code`` is the usual HTTP status; a door that documents another code for the same
+rule maps the class, it never re-implements the rule.
 """
 
 
 class PosthouseError(Exception):
     status_code = 400
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # The canonical name (a SendRequest field) of what was wrong, when one field was.
+        # A detail that names the field starts with that name, so a door can put its own.
+        self.field = field
 
 
 class ValidationFailed(PosthouseError):
     """The request is malformed: missing or wrong fields, bad addresses, unsafe headers."""
-
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.field = field
 
 
 class Unauthenticated(PosthouseError):
@@ -36,9 +37,16 @@ class NotFound(PosthouseError):
 class SenderNotFound(NotFound):
     """The credentials do not exist, or are not bound to the sender the request names."""
 
+    def __init__(self, detail: str = "sender not found for these credentials") -> None:
+        super().__init__(detail)
+
 
 class MessageNotFound(NotFound):
-    pass
+    """No message with this reference, or not the caller's: the two look the same."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"message {reference} not found")
+        self.reference = reference
 
 
 class RequestTooLarge(PosthouseError):
@@ -56,15 +64,20 @@ class AttachmentRejected(PosthouseError):
 
 
 class AttachmentTypeForbidden(AttachmentRejected):
-    pass
+    def __init__(self, filename: str) -> None:
+        super().__init__(f"attachment type forbidden: {filename!r}")
+        self.filename = filename
 
 
 class QuotaExceeded(PosthouseError):
-    pass
+    def __init__(self, detail: str = "monthly quota exceeded") -> None:
+        super().__init__(detail)
 
 
 class WorkspaceSuspended(PosthouseError):
-    pass
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"workspace suspended: {reason}")
+        self.reason = reason
 
 
 class RecipientsSuppressed(PosthouseError):

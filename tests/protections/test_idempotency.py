@@ -239,7 +239,7 @@ class TestDuplicateWindow:
     ) -> None:
         from posthouse.accounts.service import authenticate_sender
         from posthouse.sending import service as sending_service
-        from posthouse.sending.schemas import SendRequest
+        from posthouse.sending.schemas import Caller, SendRequest
 
         options = sending_service.SubmitOptions(
             duplicate_window=timedelta(hours=1), require_verified_domain=False
@@ -253,12 +253,13 @@ class TestDuplicateWindow:
         results = []
         for subject in ("Order 1", "Order 1", "Order 2"):
             async with sessionmaker.begin() as session:
-                caller = await authenticate_sender(
+                found = await authenticate_sender(
                     session, access_token=sender.access_token, secret_token=sender.secret_token
                 )
+                caller = Caller(found.workspace, found.sender)
                 results.append(
                     await sending_service.submit(
-                        session, credentials=caller, request=request(subject), options=options
+                        session, caller=caller, request=request(subject), options=options
                     )
                 )
 

@@ -10,8 +10,8 @@ from posthouse.db.models import Delivery
 from posthouse.delivery.worker import Worker
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
-from posthouse.protections import workspaces
 from posthouse.sending.ids import parse_reference_id
+from posthouse.workspaces import service as workspaces
 from tests.conftest import SenderTokens
 from tests.protections.support import api_sees_workspace_changes, send, set_workspace, workspace
 from tests.smtp_server import SmtpServer

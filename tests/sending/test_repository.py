@@ -9,12 +9,12 @@ transactional.
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from posthouse.accounts.service import SenderCredentials, authenticate_sender
+from posthouse.accounts.service import authenticate_sender
 from posthouse.db.engine import create_engine, create_sessionmaker
 from posthouse.db.models import Attachment, Delivery, DeliveryStatus, Message
 from posthouse.protections import suppression
 from posthouse.sending import service as sending_service
-from posthouse.sending.schemas import AttachmentInput, SendRequest
+from posthouse.sending.schemas import AttachmentInput, Caller, SendRequest
 from posthouse.sending.service import Accepted, SubmitOptions
 from tests.conftest import SenderTokens
 
@@ -34,16 +34,17 @@ def _request(sender: SenderTokens, *, recipients: int, files: int) -> SendReques
 
 async def _credentials(
     sessionmaker: async_sessionmaker[AsyncSession], sender: SenderTokens
-) -> SenderCredentials:
+) -> Caller:
     async with sessionmaker() as session:
-        return await authenticate_sender(
+        found = await authenticate_sender(
             session, access_token=sender.access_token, secret_token=sender.secret_token
         )
+    return Caller(found.workspace, found.sender)
 
 
 async def _submit_in(
     session: AsyncSession,
-    credentials: SenderCredentials,
+    caller: Caller,
     sender: SenderTokens,
     *,
     recipients: int,
@@ -52,7 +53,7 @@ async def _submit_in(
 ) -> Accepted:
     return await sending_service.submit(
         session,
-        credentials=credentials,
+        caller=caller,
         request=_request(sender, recipients=recipients, files=files),
         options=SubmitOptions(require_verified_domain=False, last_write=last_write),
     )

@@ -1,14 +1,15 @@
 """Workspaces, senders and their credentials."""
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.accounts import tokens
 from posthouse.accounts.repository import AccountRepository
+from posthouse.addresses import normalize_email
 from posthouse.db.models import ApiKey, Sender, Workspace
 from posthouse.errors import Forbidden, SenderNotFound, Unauthenticated, ValidationFailed
-from posthouse.sending.addresses import normalize_email
 from posthouse.ttl_cache import TtlCache
 
 
@@ -112,12 +113,12 @@ async def authenticate_sender(
     cached = cache.get(lookup_hash) if cache is not None else None
     if cached is not None:
         if not tokens.secret_matches(secret_token, cached.key.secret_hash):
-            raise SenderNotFound("Sender email is not found in platform!")
+            raise SenderNotFound()
         return cached
     found = await AccountRepository(session).key_with_owner(lookup_hash)
     expected = found[0].secret_hash if found else tokens.digest("")
     if not tokens.secret_matches(secret_token, expected) or found is None or found[1] is None:
-        raise SenderNotFound("Sender email is not found in platform!")
+        raise SenderNotFound()
     key, sender, workspace = found
     credentials = SenderCredentials(key, workspace, sender)
     if cache is not None:
@@ -129,15 +130,27 @@ async def authenticate_sender(
     return credentials
 
 
-def ensure_sends_as(credentials: SenderCredentials, from_email: str) -> None:
-    """A key bound to a sender sends only as that address (or any address of a
-    domain-wide ``@domain`` sender). Local parts compare case-insensitively: no mail
+def sends_as(sender: Sender, from_email: str) -> bool:
+    """Whether ``sender`` covers ``from_email``: the same address, or any address of a
+    domain-wide ``@domain`` sender. Local parts compare case-insensitively: no mail
     system we relay for treats ``No-Reply@`` and ``no-reply@`` as different senders."""
-    bound = credentials.sender.email.lower()
+    bound = sender.email.lower()
     given = from_email.lower()
-    allowed = given == bound or (bound.startswith("@") and given.rsplit("@", 1)[1] == bound[1:])
-    if not allowed:
-        raise SenderNotFound("Sender email is not found in platform!")
+    return given == bound or (bound.startswith("@") and given.rsplit("@", 1)[1] == bound[1:])
+
+
+async def sender_of_workspace(
+    session: AsyncSession, *, workspace_id: uuid.UUID, from_email: str
+) -> Sender:
+    """The workspace's sender that covers ``from_email`` (the address itself first, then
+    its domain-wide ``@domain`` sender), for a caller not bound to one sender."""
+    accounts = AccountRepository(session)
+    given = from_email.lower()
+    for candidate in (given, "@" + given.rsplit("@", 1)[1]):
+        sender = await accounts.sender(workspace_id, candidate)
+        if sender is not None:
+            return sender
+    raise SenderNotFound()
 
 
 async def create_workspace_key(

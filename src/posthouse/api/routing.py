@@ -40,8 +40,6 @@ def front_door_route(render: ErrorRenderer) -> type[APIRoute]:
 
             async def in_transaction(request: Request) -> Response:
                 session = request.app.state.sessionmaker()
-                # Where protections make their side writes (protections.side).
-                session.info["side_engine"] = request.app.state.side_engine
                 request.state.session = session
                 committed = False
                 try:

@@ -188,3 +188,46 @@ def _record_all(dialect: Dialect) -> TextClause:
         " WHERE d.id = o.id AND d.lease_owner = :owner AND d.attempts = o.attempts"
         " AND d.status = 'sending'"
     )
+
+
+class DeliveryStateRepository:
+    """Status changes outside the worker's send-and-record loop: the send-time gate,
+    held mail released, a delivery returned after it was sent."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def stop(
+        self, delivery_ids: list[uuid.UUID], *, status: DeliveryStatus, reply: str, now: datetime
+    ) -> None:
+        if not delivery_ids:
+            return
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids))
+            .values(
+                status=status,
+                # The claim counted an attempt that is not made.
+                attempts=Delivery.attempts - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_smtp_reply=reply,
+                updated_at=now,
+            )
+        )
+
+    async def release_held(self, workspace_id: uuid.UUID, *, now: datetime) -> int:
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.workspace_id == workspace_id, Delivery.status == DeliveryStatus.HELD)
+            .values(status=DeliveryStatus.QUEUED, next_attempt_at=now, updated_at=now)
+        )
+        return getattr(result, "rowcount", 0) or 0
+
+    async def mark_bounced(self, delivery_id: uuid.UUID) -> None:
+        """A delivery the next hop accepted, then returned: show it as bounced."""
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENT)
+            .values(status=DeliveryStatus.BOUNCED)
+        )

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posthouse.config import Settings
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Attachment, DeliveryStatus, Message
+from posthouse.delivery import screening
 from posthouse.delivery.envelope import envelope_sender
 from posthouse.delivery.outcomes import classify
 from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
@@ -38,7 +39,7 @@ from posthouse.events import service as events_service
 from posthouse.events.types import EventType
 from posthouse.mime.builder import MimeAttachment, MimeContent, build_message
 from posthouse.mime.dkim import signer as dkim_signer
-from posthouse.protections import idempotency, screening
+from posthouse.protections import idempotency
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posthouse.db.models import Delivery, DeliveryStatus, Domain, InboundReport, Message
+from posthouse.db.models import Delivery, Domain, InboundReport, Message
 
 
 class InboundRepository:
@@ -38,11 +38,3 @@ class InboundRepository:
     async def add_report(self, report: InboundReport) -> None:
         self.session.add(report)
         await self.session.flush()
-
-    async def mark_bounced(self, delivery_id: uuid.UUID) -> None:
-        """A delivery the next hop accepted, then returned: show it as bounced."""
-        await self.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENT)
-            .values(status=DeliveryStatus.BOUNCED)
-        )

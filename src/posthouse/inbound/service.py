@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Delivery, InboundReport
+from posthouse.delivery import screening
 from posthouse.delivery.envelope import looks_like_verp, parse_verp
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
@@ -109,7 +110,7 @@ async def process_report(
     if events:
         await events_service.ingest(session, events)
         if any(e.type == EventType.BOUNCE for e in events) and delivery is not None:
-            await inbound.mark_bounced(delivery.id)
+            await screening.mark_bounced(session, delivery_id=delivery.id)
     return InboundOutcome(str(report_id), status, str(kind), detail, len(events))
 
 

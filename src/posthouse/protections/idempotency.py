@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Message
@@ -61,7 +61,13 @@ def fingerprint(*parts: str | bytes) -> str:
 
 
 async def claim(
-    session: AsyncSession, *, workspace_id: uuid.UUID, scope: str, key: str, request_hash: str
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    scope: str,
+    key: str,
+    request_hash: str,
+    side_engine: AsyncEngine | None = None,
 ) -> Claim | Replay:
     """Claim ``key`` for this request. In the api on PostgreSQL the claim is a side
     write (protections.side), committed at once, so a concurrent request with the same
@@ -70,7 +76,7 @@ async def claim(
     Returns the stored response when the same request already completed; raises
     IdempotencyInFlight while the first is still being processed and
     IdempotencyConflict for another request under the key."""
-    engine = side.side_engine(session)
+    engine = side_engine
     if engine is None:
         return await _claim(
             IdempotencyRepository(session), workspace_id, scope, key, request_hash, False
@@ -138,11 +144,13 @@ async def complete(
     )
 
 
-async def give_back(session: AsyncSession, *, claim: Claim) -> None:
+async def give_back(
+    session: AsyncSession, *, claim: Claim, side_engine: AsyncEngine | None = None
+) -> None:
     """The request failed: free the key. A claim made in the request's transaction goes
     with its rollback; a side write is deleted by another, after the request's own work
     is rolled back (so no lock of it can stand in the way)."""
-    engine = side.side_engine(session)
+    engine = side_engine
     if not claim.committed or engine is None:
         return
     await session.rollback()
@@ -160,6 +168,7 @@ async def once(
     status: int,
     accept: Callable[[], Awaitable[tuple[str, uuid.UUID | None]]],
     key_name: str = "Idempotency-Key",
+    side_engine: AsyncEngine | None = None,
 ) -> Replay | str:
     """Run ``accept`` at most once per key: it returns the response body it produced and
     the message it created. A request seen before gets its stored Replay; a new one gets
@@ -167,7 +176,12 @@ async def once(
     key, so a request that failed validation does not keep it."""
     validate_key(key, header=key_name)
     outcome = await claim(
-        session, workspace_id=workspace_id, scope=scope, key=key, request_hash=request_hash
+        session,
+        workspace_id=workspace_id,
+        scope=scope,
+        key=key,
+        request_hash=request_hash,
+        side_engine=side_engine,
     )
     if isinstance(outcome, Replay):
         return outcome
@@ -175,7 +189,7 @@ async def once(
         body, message_id = await accept()
         await complete(session, claim=outcome, status=status, body=body, message_id=message_id)
     except Exception:
-        await give_back(session, claim=outcome)
+        await give_back(session, claim=outcome, side_engine=side_engine)
         raise
     return body
 

@@ -4,14 +4,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from posthouse.db.models import Workspace
 from posthouse.errors import QuotaExceeded
 from posthouse.protections import side
 from posthouse.protections.repository import UsageRepository
-
-QUOTA_EXCEEDED = "Monthly e-mail quota exceeded"
 
 
 @dataclass(frozen=True)
@@ -27,12 +25,17 @@ def month_start(now: datetime) -> datetime:
 
 
 async def reserve(
-    session: AsyncSession, *, workspace: Workspace, recipients: int, now: datetime
+    session: AsyncSession,
+    *,
+    workspace: Workspace,
+    recipients: int,
+    now: datetime,
+    side_engine: AsyncEngine | None = None,
 ) -> Reservation | None:
     """Count ``recipients`` against the workspace's quota, or refuse the whole send.
 
-    Exact under concurrency: one conditional UPDATE of the month's counter decides. In
-    the api on PostgreSQL it is a side write (protections.side), so the counter row is
+    Exact under concurrency: one conditional UPDATE of the month's counter decides. On
+    a ``side_engine`` (the api on PostgreSQL) it is a side write, so the counter row is
     locked only while that statement runs, and the sends of one workspace do not queue
     behind each other's commits; a send that fails afterwards gives its reservation back
     (``release``), and only a crash in between leaves the month counting a few
@@ -47,14 +50,14 @@ async def reserve(
         return None
     now = now.astimezone(UTC)
     month = f"{now.year:04d}-{now.month:02d}"
-    engine = side.side_engine(session)
+    engine = side_engine
     if engine is None:
         added = await _add(UsageRepository(session), workspace, month, recipients, now)
     else:
         async with side.connection(engine) as connection:
             added = await _add(UsageRepository(connection), workspace, month, recipients, now)
     if not added:
-        raise QuotaExceeded(QUOTA_EXCEEDED)
+        raise QuotaExceeded()
     return Reservation(workspace.id, month, recipients, committed=engine is not None)
 
 
@@ -70,10 +73,12 @@ async def _add(
     return bool(added)
 
 
-async def release(session: AsyncSession, *, reservation: Reservation) -> None:
+async def release(
+    session: AsyncSession, *, reservation: Reservation, side_engine: AsyncEngine | None = None
+) -> None:
     """Give back the reservation of a send that failed. One made in the request's
     transaction goes with its rollback."""
-    engine = side.side_engine(session)
+    engine = side_engine
     if not reservation.committed or engine is None:
         return
     async with side.connection(engine) as connection:

@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from posthouse.db.models import (
     Delivery,
-    DeliveryStatus,
     Event,
     IdempotencyRecord,
     Message,
@@ -292,14 +291,6 @@ class ReputationRepository:
         )
         return set(rows)
 
-    async def release_held(self, workspace_id: uuid.UUID, *, now: datetime) -> int:
-        result = await self.session.execute(
-            update(Delivery)
-            .where(Delivery.workspace_id == workspace_id, Delivery.status == DeliveryStatus.HELD)
-            .values(status=DeliveryStatus.QUEUED, next_attempt_at=now, updated_at=now)
-        )
-        return result.rowcount or 0
-
 
 _CLAIM = {
     dialect: _insert(dialect, IdempotencyRecord)
@@ -439,30 +430,4 @@ class DuplicateRepository:
             )
             .order_by(Message.created_at.desc())
             .limit(1)
-        )
-
-
-class GateRepository:
-    """Status changes for claimed deliveries the worker must not send."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def stop(
-        self, delivery_ids: list[uuid.UUID], *, status: DeliveryStatus, reply: str, now: datetime
-    ) -> None:
-        if not delivery_ids:
-            return
-        await self.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(delivery_ids))
-            .values(
-                status=status,
-                # The claim counted an attempt that is not made.
-                attempts=Delivery.attempts - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-                last_smtp_reply=reply,
-                updated_at=now,
-            )
         )

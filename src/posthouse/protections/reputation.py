@@ -42,8 +42,7 @@ class Rates:
 def ensure_not_suspended(workspace: Workspace) -> None:
     if workspace.suspended_at is not None:
         reason = workspace.suspension_reason or HIGH_BOUNCE_RATE
-        # Seed 000's message, with an en dash.
-        raise WorkspaceSuspended(f"API access suspended \u2013 {reason}")
+        raise WorkspaceSuspended(reason)
 
 
 async def rates(session: AsyncSession, *, workspace: Workspace, now: datetime) -> Rates:
@@ -83,16 +82,16 @@ async def judge(session: AsyncSession, *, workspace_id: uuid.UUID) -> Rates | No
     return current
 
 
-async def unsuspend(session: AsyncSession, *, workspace: Workspace) -> int:
-    """Lift a suspension and release the deliveries it held; returns how many."""
-    now = utcnow()
+async def unsuspend(session: AsyncSession, *, workspace: Workspace) -> bool:
+    """Lift a suspension; False when there was none. The held deliveries are released
+    by their owner (delivery.screening.release_held)."""
     if workspace.suspended_at is None:
-        return 0
+        return False
     workspace.suspended_at = None
     workspace.suspension_reason = None
-    workspace.rates_reset_at = now
+    workspace.rates_reset_at = utcnow()
     await session.flush()
-    return await ReputationRepository(session).release_held(workspace.id, now=now)
+    return True
 
 
 async def suspended_among(

@@ -2,21 +2,17 @@
 transaction, so other requests see them at once and no row stays locked until the
 request commits (rate-limit buckets, idempotency claims, quota reservations).
 
-The api provides a pool for them on PostgreSQL (db.engine.create_side_engine, put in
-``session.info`` by api.routing.front_door_route). Without one (SQLite, whose writers
-take turns anyway, or a service called outside a request) the same statements run in the
-caller's transaction, with the same results: only concurrency differs.
+The api makes a pool for them on PostgreSQL (db.engine.create_side_engine) and passes it
+explicitly (``AcceptContext.side_engine`` -> ``SubmitOptions.side_engine``). Without one
+(SQLite, whose writers take turns anyway, or a service called outside a request) the
+same statements run in the caller's transaction, with the same results: only
+concurrency differs.
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-
-
-def side_engine(session: AsyncSession) -> AsyncEngine | None:
-    engine = session.info.get("side_engine")
-    return engine if isinstance(engine, AsyncEngine) else None
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 @asynccontextmanager

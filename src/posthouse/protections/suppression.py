@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
+from posthouse.addresses import normalize_email
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Suppression
 from posthouse.errors import NotFound, ValidationFailed
 from posthouse.protections.repository import SuppressionRepository, suppression_parameters
-from posthouse.sending.addresses import normalize_email
 
 
 class SuppressionReason(StrEnum):
@@ -70,6 +70,13 @@ async def suppressed_among(
 ) -> set[str]:
     """The addresses (already normalised) that must not be sent to now."""
     return await SuppressionRepository(session).active_among(workspace_id, addresses, now=utcnow())
+
+
+async def active_pairs(
+    session: AsyncSession, *, pairs: set[tuple[uuid.UUID, str]], now: datetime
+) -> set[tuple[uuid.UUID, str]]:
+    """The (workspace, address) pairs among ``pairs`` that must not be sent to now."""
+    return await SuppressionRepository(session).active_pairs(pairs, now=now)
 
 
 async def add(

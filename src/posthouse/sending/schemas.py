@@ -3,9 +3,20 @@
 import uuid
 from dataclasses import dataclass, field
 
-from posthouse.sending.addresses import Address
+from posthouse.addresses import Address
+from posthouse.db.models import Sender, Workspace
 
 AddressInput = str | Address
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is sending: a workspace, and the sender its credentials are bound to. A seed
+    000 token pair is bound to one sender and sends only as that; a workspace key has no
+    ``sender`` and sends as any sender of its workspace."""
+
+    workspace: Workspace
+    sender: Sender | None = None
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""submit() and reply(): the one path from an accepted request to durable queue rows.
+"""submit() and the replies: the one path from a request to durable queue rows.
 
-Invariant: nothing here commits. The caller's transaction holds the message, its files
-and one delivery per envelope recipient; the API answers 2xx only after that commit.
+Front doors reach these through ``sending.accept``. Invariant: nothing here commits. The
+caller's transaction holds the message, its files and one delivery per envelope
+recipient; the API answers 2xx only after that commit.
 """
 
 import hashlib
@@ -13,19 +14,20 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from ulid import ULID
 
-from posthouse.accounts.service import SenderCredentials, ensure_sends_as
+from posthouse.accounts import service as accounts_service
+from posthouse.addresses import Address, parse_address
 from posthouse.db.base import new_id, transient, utcnow
-from posthouse.db.models import Attachment, Delivery, Message
+from posthouse.db.models import Attachment, Delivery, Message, Sender
 from posthouse.domains import service as domains_service
 from posthouse.errors import MessageNotFound, QuotaExceeded, RecipientsSuppressed, SenderNotFound
 from posthouse.protections import idempotency, quota, reputation, suppression
-from posthouse.sending.addresses import Address, parse_address
+from posthouse.sending.content import ContentStep
 from posthouse.sending.ids import parse_reference_id
 from posthouse.sending.repository import MessageRepository
-from posthouse.sending.schemas import SendRequest, Thread, ValidSend
+from posthouse.sending.schemas import Caller, SendRequest, Thread, ValidSend
 from posthouse.sending.validation import SendLimits, validate_send
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv)\s*:\s*)+", re.IGNORECASE)
@@ -42,9 +44,13 @@ class SubmitOptions:
     # Settings.require_verified_domains; on unless a front door passes the operator's "off".
     require_verified_domain: bool = True
     verified_domains: domains_service.VerifiedDomainCache | None = None
-    # The front door writes nothing after the message (no idempotency record to store
-    # with it), so the message may commit on its own (MessageRepository.add).
+    # Nothing is written after the message (no idempotency record to store with it), so
+    # the message may commit on its own (MessageRepository.add). Set by sending.accept.
     last_write: bool = False
+    # Where quota reservations are side writes (protections.side); None: in the session.
+    side_engine: AsyncEngine | None = None
+    # Runs on the request before validation (templates render there); None: as given.
+    content: ContentStep | None = None
 
 
 @dataclass
@@ -59,34 +65,53 @@ class Accepted:
 async def submit(
     session: AsyncSession,
     *,
-    credentials: SenderCredentials,
+    caller: Caller,
     request: SendRequest,
     options: SubmitOptions,
     thread: Thread | None = None,
 ) -> Accepted:
-    """Validate, apply the sender's rules and store the message with its queue rows."""
+    """Render the content, validate, apply the sender's rules and store the message with
+    its queue rows."""
+    if options.content is not None:
+        request = await options.content.prepare(session, caller=caller, request=request)
     send = validate_send(request, options.limits)
-    ensure_sends_as(credentials, send.sender.email)
-    reputation.ensure_not_suspended(credentials.workspace)
+    sender = await sender_for(session, caller=caller, from_email=send.sender.email)
+    reputation.ensure_not_suspended(caller.workspace)
     if options.require_verified_domain:
         await domains_service.ensure_can_send(
             session,
-            workspace_id=credentials.workspace.id,
+            workspace_id=caller.workspace.id,
             email=send.sender.email,
             cache=options.verified_domains,
         )
-    return await _store(session, credentials=credentials, send=send, options=options, thread=thread)
+    return await _store(
+        session, caller=caller, sender=sender, send=send, options=options, thread=thread
+    )
+
+
+async def sender_for(session: AsyncSession, *, caller: Caller, from_email: str) -> Sender:
+    """The sender the message goes out as: a caller bound to one sender sends only as
+    that (an address, or any of a domain-wide ``@domain`` sender); a workspace caller as
+    any sender of its workspace. Anything else is SenderNotFound."""
+    if caller.sender is None:
+        return await accounts_service.sender_of_workspace(
+            session, workspace_id=caller.workspace.id, from_email=from_email
+        )
+    if not accounts_service.sends_as(caller.sender, from_email):
+        raise SenderNotFound()
+    return caller.sender
 
 
 async def _store(
     session: AsyncSession,
     *,
-    credentials: SenderCredentials,
+    caller: Caller,
+    sender: Sender,
     send: ValidSend,
     options: SubmitOptions,
     thread: Thread | None,
 ) -> Accepted:
-    workspace = credentials.workspace
+    workspace = caller.workspace
     hashed = content_hash(send)
     if options.duplicate_window is not None:
         earlier = await idempotency.find_duplicate(
@@ -99,7 +124,8 @@ async def _store(
     store = partial(
         _reserved_insert,
         session,
-        credentials=credentials,
+        caller=caller,
+        sender=sender,
         send=send,
         options=options,
         thread=thread,
@@ -124,8 +150,7 @@ async def _store(
     )
     if suppressed and all(address in suppressed for address in addresses):
         raise RecipientsSuppressed(
-            "All recipients are on the suppression list: " + ", ".join(addresses),
-            addresses=addresses,
+            "all recipients are suppressed: " + ", ".join(addresses), addresses=addresses
         )
     accepted = await store(
         recipients=[(kind, a) for kind, a in recipients if a not in suppressed],
@@ -139,7 +164,8 @@ async def _store(
 async def _reserved_insert(
     session: AsyncSession,
     *,
-    credentials: SenderCredentials,
+    caller: Caller,
+    sender: Sender,
     send: ValidSend,
     options: SubmitOptions,
     thread: Thread | None,
@@ -152,12 +178,17 @@ async def _reserved_insert(
     """Reserve the recipients against the quota, then insert; the reservation is given
     back when nothing was stored."""
     reservation = await quota.reserve(
-        session, workspace=credentials.workspace, recipients=len(recipients), now=now
+        session,
+        workspace=caller.workspace,
+        recipients=len(recipients),
+        now=now,
+        side_engine=options.side_engine,
     )
     try:
         accepted = await _insert(
             session,
-            credentials=credentials,
+            caller=caller,
+            sender=sender,
             send=send,
             options=options,
             thread=thread,
@@ -169,17 +200,18 @@ async def _reserved_insert(
         )
     except Exception:
         if reservation is not None:
-            await quota.release(session, reservation=reservation)
+            await quota.release(session, reservation=reservation, side_engine=options.side_engine)
         raise
     if accepted is None and reservation is not None:
-        await quota.release(session, reservation=reservation)
+        await quota.release(session, reservation=reservation, side_engine=options.side_engine)
     return accepted
 
 
 async def _insert(
     session: AsyncSession,
     *,
-    credentials: SenderCredentials,
+    caller: Caller,
+    sender: Sender,
     send: ValidSend,
     options: SubmitOptions,
     thread: Thread | None,
@@ -191,7 +223,7 @@ async def _insert(
 ) -> Accepted | None:
     """Store the message for ``recipients``; None (nothing stored) when
     ``unless_suppressed`` finds one of them suppressed."""
-    workspace = credentials.workspace
+    workspace = caller.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
     message = transient(
@@ -199,7 +231,7 @@ async def _insert(
         id=message_id,
         created_at=now,
         workspace_id=workspace.id,
-        sender_id=credentials.sender.id,
+        sender_id=sender.id,
         api=options.api,
         from_email=send.sender.email,
         from_name=send.sender.name,
@@ -275,22 +307,22 @@ class ReplyResult:
 async def reply_to_reference(
     session: AsyncSession,
     *,
-    credentials: SenderCredentials,
+    caller: Caller,
     reference_id: str,
     request: SendRequest,
     options: SubmitOptions,
 ) -> ReplyResult:
     """Reply in the thread of one of this sender's emails. ``request.to`` defaults to the
     original's sender; the subject is the original's with exactly one ``Re: ``."""
-    original = await _own_message(session, credentials=credentials, reference_id=reference_id)
+    original = await _own_message(session, caller=caller, reference_id=reference_id)
     if original is None:
-        raise MessageNotFound(f"No API e-mail found for referenceId {reference_id}")
+        raise MessageNotFound(reference_id)
     request.sender = _address_of(original)
     request.subject = reply_subject(original.subject)
     if not request.to:
         request.to = [_address_of(original)]
     accepted = await submit(
-        session, credentials=credentials, request=request, options=options, thread=_thread(original)
+        session, caller=caller, request=request, options=options, thread=_thread(original)
     )
     return ReplyResult(accepted, original)
 
@@ -298,7 +330,7 @@ async def reply_to_reference(
 async def reply_to_subject(
     session: AsyncSession,
     *,
-    credentials: SenderCredentials,
+    caller: Caller,
     from_email: str,
     subject: str,
     request: SendRequest,
@@ -307,46 +339,39 @@ async def reply_to_subject(
     """Reply to the sender's most recent email with this subject (``Re:`` prefixes
     ignored); with none, start a new thread. ``request.to`` defaults to the sender."""
     # Parsed first, so CR/LF/NUL or a malformed address is a 400 like in any other send.
-    sender = parse_address(from_email, field="from")
-    try:
-        ensure_sends_as(credentials, sender.email)
-    except SenderNotFound:
-        raise SenderNotFound("Sender email not registered") from None
+    sender = parse_address(from_email, field="sender")
+    owner = await sender_for(session, caller=caller, from_email=sender.email)
     original = await MessageRepository(session).latest_by_subject(
-        sender_id=credentials.sender.id, subject_key=subject_key(subject)
+        sender_id=owner.id, subject_key=subject_key(subject)
     )
     request.sender = sender
     request.subject = reply_subject(original.subject if original else subject)
     if not request.to:
         request.to = [sender]
     thread = _thread(original) if original else None
-    accepted = await submit(
-        session, credentials=credentials, request=request, options=options, thread=thread
-    )
+    accepted = await submit(session, caller=caller, request=request, options=options, thread=thread)
     return ReplyResult(accepted, original)
 
 
 async def get_message(
-    session: AsyncSession, *, credentials: SenderCredentials, reference_id: str
+    session: AsyncSession, *, caller: Caller, reference_id: str
 ) -> tuple[Message, list[Delivery]]:
-    message = await _own_message(session, credentials=credentials, reference_id=reference_id)
+    message = await _own_message(session, caller=caller, reference_id=reference_id)
     if message is None:
-        raise MessageNotFound(f"No API e-mail found for referenceId {reference_id}")
+        raise MessageNotFound(reference_id)
     return message, await MessageRepository(session).deliveries(message.id)
 
 
 async def _own_message(
-    session: AsyncSession, *, credentials: SenderCredentials, reference_id: str
+    session: AsyncSession, *, caller: Caller, reference_id: str
 ) -> Message | None:
-    """The message, if it exists and belongs to the caller's sender: otherwise None, so
-    "not yours" and "does not exist" are indistinguishable."""
+    """The message, if it exists and belongs to the caller (its workspace, and its bound
+    sender if any): otherwise None, so "not yours" and "does not exist" look the same."""
     message_id = parse_reference_id(reference_id)
     if message_id is None:
         return None
-    message = await MessageRepository(session).get(
-        message_id, workspace_id=credentials.workspace.id
-    )
-    if message is None or message.sender_id != credentials.sender.id:
+    message = await MessageRepository(session).get(message_id, workspace_id=caller.workspace.id)
+    if message is None or (caller.sender is not None and message.sender_id != caller.sender.id):
         return None
     return message
 

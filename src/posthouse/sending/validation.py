@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from posthouse.addresses import Address, has_control_characters, parse_address
 from posthouse.errors import (
     AttachmentRejected,
     AttachmentTooLarge,
@@ -13,7 +14,6 @@ from posthouse.errors import (
     RequestTooLarge,
     ValidationFailed,
 )
-from posthouse.sending.addresses import Address, has_control_characters, parse_address
 from posthouse.sending.schemas import (
     AddressInput,
     AttachmentInput,
@@ -63,19 +63,19 @@ _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", 
 
 def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> ValidSend:
     if request.sender is None or request.sender == "":
-        raise ValidationFailed("from is required", field="from")
-    sender = _address(request.sender, field="from")
+        raise ValidationFailed("sender is required", field="sender")
+    sender = _address(request.sender, field="sender")
     to = _address_list(request.to, field="to", limit=limits.max_to)
     if not to:
         raise ValidationFailed("to must contain at least one valid email", field="to")
     cc = _address_list(request.cc, field="cc", limit=limits.max_cc)
     bcc = _address_list(request.bcc, field="bcc", limit=limits.max_bcc)
-    reply_to = _address_list(request.reply_to, field="replyTo", limit=limits.max_reply_to)
+    reply_to = _address_list(request.reply_to, field="reply_to", limit=limits.max_reply_to)
     subject = _subject(request.subject, limits)
-    html = _body(request.html, field="body", limits=limits)
+    html = _body(request.html, field="html", limits=limits)
     text = _body(request.text, field="text", limits=limits)
     if not html and not text:
-        raise ValidationFailed("body is required", field="body")
+        raise ValidationFailed("html is required", field="html")
     attachments = validate_attachments(request.attachments, limits)
     size = len(html or "") + len(text or "") + sum(len(a.data) * 4 // 3 for a in attachments)
     if size > limits.max_message_bytes:
@@ -94,7 +94,7 @@ def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> 
         headers=validate_headers(request.headers, limits),
         attachments=attachments,
         tags=_tags(request.tags),
-        external_id=_short_text(request.external_id, field="external id", limit=200),
+        external_id=_short_text(request.external_id, field="external_id", limit=200),
         track_opens=bool(request.track_opens),
         track_clicks=bool(request.track_clicks),
     )
@@ -157,7 +157,9 @@ def _body(body: object, *, field: str, limits: SendLimits) -> str | None:
     if "\x00" in body:
         raise ValidationFailed(f"{field} contains a NUL character", field=field)
     if len(body.encode("utf-8", "surrogatepass")) > limits.max_body_bytes:
-        raise RequestTooLarge(f"{field} is larger than {limits.max_body_bytes // 2**20} MB")
+        raise RequestTooLarge(
+            f"{field} is larger than {limits.max_body_bytes // 2**20} MB", field=field
+        )
     try:
         body.encode("utf-8")
     except UnicodeEncodeError:
@@ -229,7 +231,7 @@ def validate_attachments(
             )
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         if extension in FORBIDDEN_EXTENSIONS or is_executable(attachment.data):
-            raise AttachmentTypeForbidden(f"Attachments type forbidden: {name!r}")
+            raise AttachmentTypeForbidden(name)
         result.append(
             ValidAttachment(
                 filename=name,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posthouse.accounts.repository import AccountRepository
 from posthouse.db.base import utcnow
 from posthouse.db.models import Workspace
+from posthouse.delivery import screening
 from posthouse.errors import NotFound, ValidationFailed
 from posthouse.protections import quota, reputation
 
@@ -69,7 +70,8 @@ async def update(session: AsyncSession, *, name: str, changes: WorkspaceChanges)
         await quota.quota_changed(session, workspace_id=workspace.id)
     await session.flush()
     if changes.unsuspend:
-        await reputation.unsuspend(session, workspace=workspace)
+        if await reputation.unsuspend(session, workspace=workspace):
+            await screening.release_held(session, workspace_id=workspace.id)
     return workspace
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from posthouse.api.deps import AdminDep, SessionDep, SettingsDep
-from posthouse.api.native import ErrorBody, render_error
+from posthouse.api.native.errors import ErrorBody, render_error
 from posthouse.api.rate_limits import bearer_token, rate_limited
 from posthouse.api.routing import front_door_route
 from posthouse.domains import service as domains_service

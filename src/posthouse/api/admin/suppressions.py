@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from posthouse.api.deps import AdminDep, SessionDep
-from posthouse.api.native import ErrorBody, render_error
+from posthouse.api.native.errors import ErrorBody, render_error
 from posthouse.api.rate_limits import bearer_token, rate_limited
 from posthouse.api.routing import front_door_route
 from posthouse.protections import suppression as suppression_service
