@@ -18,15 +18,16 @@ import secrets
 import socket
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.config import Settings
 from posthouse.db.base import new_id, utcnow
-from posthouse.db.models import Attachment, DeliveryStatus, Message
+from posthouse.db.models import DeliveryStatus
 from posthouse.delivery import screening
+from posthouse.delivery.content import MessageContent, RecipientHook, from_domain, mime_content
 from posthouse.delivery.envelope import envelope_sender
 from posthouse.delivery.outcomes import classify
 from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
@@ -34,11 +35,8 @@ from posthouse.delivery.retry import next_attempt_at
 from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult, Transport
 from posthouse.domains import service as domains_service
 from posthouse.domains.recheck import DomainRechecker
-from posthouse.domains.service import SendingIdentity
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
-from posthouse.mime.builder import MimeAttachment, MimeContent, build_message
-from posthouse.mime.dkim import signer as dkim_signer
 from posthouse.protections import idempotency
 
 log = logging.getLogger(__name__)
@@ -56,57 +54,6 @@ class _Result:
     finished_at: datetime
 
 
-@dataclass
-class _Content:
-    """A message as the worker caches it, with the identity of its From domain."""
-
-    message: Message
-    mime: MimeContent
-    identity: SendingIdentity | None  # None: no domain set up for the From address
-    _signed: bytes | None = field(default=None, init=False)
-
-    def signed_bytes(self) -> bytes:
-        """Built and signed once: nothing in the bytes depends on the recipient, and a
-        message to a thousand recipients should not cost a thousand builds and signatures."""
-        if self._signed is None:
-            self._signed = dkim_signed(self.identity, build_message(self.mime))
-        return self._signed
-
-
-def _from_domain(message: Message) -> str:
-    return message.from_email.rsplit("@", 1)[1].lower()
-
-
-def dkim_signed(identity: SendingIdentity | None, data: bytes) -> bytes:
-    """``data`` (build_message's output) signed with the domain's active key; unsigned
-    when it has none. Either way every line still ends in CRLF."""
-    if identity is None or identity.dkim_selector is None or identity.dkim_private_key_pem is None:
-        return data
-    signer = dkim_signer(identity.domain, identity.dkim_selector, identity.dkim_private_key_pem)
-    return signer.sign(data, crlf=True)
-
-
-def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent:
-    return MimeContent(
-        from_email=message.from_email,
-        from_name=message.from_name,
-        to=[(a.get("name"), a["email"]) for a in message.to],
-        cc=[(a.get("name"), a["email"]) for a in message.cc],
-        reply_to=[(a.get("name"), a["email"]) for a in message.reply_to],
-        subject=message.subject,
-        html=message.html,
-        text=message.text,
-        headers=message.headers,
-        message_id=message.message_id_header,
-        date=message.created_at,
-        in_reply_to=message.in_reply_to,
-        references=message.references,
-        attachments=tuple(
-            MimeAttachment(a.filename, a.content_type, a.data, a.content_id) for a in attachments
-        ),
-    )
-
-
 class Worker:
     def __init__(
         self,
@@ -115,9 +62,11 @@ class Worker:
         transport: Transport,
         settings: Settings,
         owner: str | None = None,
+        recipient_hook: RecipientHook | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.transport = transport
+        self.recipient_hook = recipient_hook
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.wakeup = asyncio.Event()
@@ -132,7 +81,7 @@ class Worker:
         # Claimed and not yet recorded: the deliveries whose leases this worker renews.
         self._held: set[uuid.UUID] = set()
         self._results: asyncio.Queue[_Result] = asyncio.Queue()
-        self._contents: OrderedDict[uuid.UUID, _Content] = OrderedDict()
+        self._contents: OrderedDict[uuid.UUID, MessageContent] = OrderedDict()
         self._last_sweep = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -236,13 +185,13 @@ class Worker:
                 identities = await domains_service.sending_identities(
                     session,
                     workspace_ids_and_domains={
-                        (message.workspace_id, _from_domain(message))
+                        (message.workspace_id, from_domain(message))
                         for message, _ in loaded.values()
                     },
                 )
                 for message, attachments in loaded.values():
-                    identity = identities.get((message.workspace_id, _from_domain(message)))
-                    content = _Content(message, mime_content(message, attachments), identity)
+                    identity = identities.get((message.workspace_id, from_domain(message)))
+                    content = MessageContent(message, mime_content(message, attachments), identity)
                     self._remember(content)
                     contents[message.id] = content
         self._held.update(delivery.id for delivery in sendable)
@@ -274,13 +223,13 @@ class Worker:
                 except Exception:
                     log.exception("renewing leases failed; trying again in a third of a lease")
 
-    def _remember(self, content: _Content) -> None:
+    def _remember(self, content: MessageContent) -> None:
         self._contents[content.message.id] = content
         self._contents.move_to_end(content.message.id)
         while len(self._contents) > _CONTENT_CACHE_SIZE:
             self._contents.popitem(last=False)
 
-    async def _deliver(self, delivery: ClaimedDelivery, content: _Content) -> None:
+    async def _deliver(self, delivery: ClaimedDelivery, content: MessageContent) -> None:
         async with self._send_slots:
             started = utcnow()
             try:
@@ -293,7 +242,9 @@ class Worker:
                         secret=self.settings.secret_key.get_secret_value(),
                     ),
                     recipient=delivery.recipient,
-                    data=content.signed_bytes(),
+                    data=content.bytes_for(
+                        self.recipient_hook, recipient=delivery.recipient, delivery_id=delivery.id
+                    ),
                     crlf=True,
                 )
                 async with asyncio.timeout(self.settings.smtp_timeout_seconds * 3):

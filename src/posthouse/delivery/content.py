@@ -1,0 +1,89 @@
+"""The worker's message content: built from the stored rows once per message, then
+built and DKIM-signed once for every recipient whose copy is the common one.
+
+A per-recipient hook (``RecipientHook``; personalisation, tracking links and unsubscribe
+headers will differ per copy) may give one recipient a content of its own: only that
+copy is then built and signed for that recipient.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from posthouse.db.models import Attachment, Message
+from posthouse.domains.service import SendingIdentity
+from posthouse.mime.builder import MimeAttachment, MimeContent, build_message
+from posthouse.mime.dkim import signer as dkim_signer
+
+
+class RecipientHook(Protocol):
+    def customise(
+        self, message: Message, content: MimeContent, *, recipient: str, delivery_id: uuid.UUID
+    ) -> MimeContent | None:
+        """This recipient's own content, or None when the common ``content`` is theirs."""
+        ...
+
+
+@dataclass
+class MessageContent:
+    """A message as the worker caches it, with the identity of its From domain."""
+
+    message: Message
+    mime: MimeContent
+    identity: SendingIdentity | None  # None: no domain set up for the From address
+    _signed: bytes | None = field(default=None, init=False)
+
+    def signed_bytes(self) -> bytes:
+        """Built and signed once: nothing in the common bytes depends on the recipient,
+        and a message to a thousand recipients should not cost a thousand builds and
+        signatures."""
+        if self._signed is None:
+            self._signed = dkim_signed(self.identity, build_message(self.mime))
+        return self._signed
+
+    def bytes_for(
+        self, hook: RecipientHook | None, *, recipient: str, delivery_id: uuid.UUID
+    ) -> bytes:
+        """The signed bytes of one recipient's copy: the common ones unless ``hook``
+        gives this recipient a content of its own."""
+        if hook is not None:
+            own = hook.customise(
+                self.message, self.mime, recipient=recipient, delivery_id=delivery_id
+            )
+            if own is not None:
+                return dkim_signed(self.identity, build_message(own))
+        return self.signed_bytes()
+
+
+def from_domain(message: Message) -> str:
+    return message.from_email.rsplit("@", 1)[1].lower()
+
+
+def dkim_signed(identity: SendingIdentity | None, data: bytes) -> bytes:
+    """``data`` (build_message's output) signed with the domain's active key; unsigned
+    when it has none. Either way every line still ends in CRLF."""
+    if identity is None or identity.dkim_selector is None or identity.dkim_private_key_pem is None:
+        return data
+    signer = dkim_signer(identity.domain, identity.dkim_selector, identity.dkim_private_key_pem)
+    return signer.sign(data, crlf=True)
+
+
+def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent:
+    return MimeContent(
+        from_email=message.from_email,
+        from_name=message.from_name,
+        to=[(a.get("name"), a["email"]) for a in message.to],
+        cc=[(a.get("name"), a["email"]) for a in message.cc],
+        reply_to=[(a.get("name"), a["email"]) for a in message.reply_to],
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        headers=message.headers,
+        message_id=message.message_id_header,
+        date=message.created_at,
+        in_reply_to=message.in_reply_to,
+        references=message.references,
+        attachments=tuple(
+            MimeAttachment(a.filename, a.content_type, a.data, a.content_id) for a in attachments
+        ),
+    )

@@ -1,0 +1,118 @@
+"""Every front door renders every domain error in its own shape, with the right status.
+
+Services raise neutral errors (posthouse.errors); a door owns its wording and its field
+names. A new door joins by adding a ``Door`` to DOORS; a new error class must get an
+example here, so no door meets an error it was never shown.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import Response
+
+from posthouse import errors
+from posthouse.api.native.errors import SenderNotRegistered
+from posthouse.api.native.errors import render_error as native_render
+from posthouse.errors import PosthouseError
+
+
+def _all_error_classes() -> list[type[PosthouseError]]:
+    found: list[type[PosthouseError]] = []
+    pending: list[type[PosthouseError]] = [PosthouseError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(set(found), key=lambda cls: cls.__name__)
+
+
+# One example per domain error, with the neutral text and data a service gives it.
+EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
+    errors.PosthouseError: errors.PosthouseError("something is wrong"),
+    errors.ValidationFailed: errors.ValidationFailed(
+        "reply_to accepts at most 50 addresses", field="reply_to"
+    ),
+    errors.Unauthenticated: errors.Unauthenticated("credentials are required"),
+    errors.Forbidden: errors.Forbidden("this key lacks the 'admin' scope"),
+    errors.NotFound: errors.NotFound("workspace 'acme' not found"),
+    errors.SenderNotFound: errors.SenderNotFound(),
+    SenderNotRegistered: SenderNotRegistered(),
+    errors.MessageNotFound: errors.MessageNotFound("ema_01JABC"),
+    errors.RequestTooLarge: errors.RequestTooLarge("html is larger than 10 MB", field="html"),
+    errors.AttachmentTooLarge: errors.AttachmentTooLarge("attachment 'a.pdf' is too large"),
+    errors.AttachmentRejected: errors.AttachmentRejected("attachment 'a.pdf' is empty"),
+    errors.AttachmentTypeForbidden: errors.AttachmentTypeForbidden("run.exe"),
+    errors.QuotaExceeded: errors.QuotaExceeded(),
+    errors.WorkspaceSuspended: errors.WorkspaceSuspended("high bounce rate"),
+    errors.RecipientsSuppressed: errors.RecipientsSuppressed(
+        "all recipients are suppressed: a@example.com", addresses=["a@example.com"]
+    ),
+    errors.IdempotencyConflict: errors.IdempotencyConflict("key used with another request"),
+    errors.IdempotencyInFlight: errors.IdempotencyInFlight("key in flight"),
+    errors.DomainNotVerified: errors.DomainNotVerified("domain example.com is not verified"),
+    errors.DomainNotFound: errors.DomainNotFound("domain example.com not found"),
+    errors.DomainExists: errors.DomainExists("domain example.com already exists"),
+    errors.RateLimited: errors.RateLimited("too many requests", retry_after=3),
+}
+
+
+@dataclass(frozen=True)
+class Door:
+    """How one front door renders errors, and what its document says it must show."""
+
+    render: Callable[[PosthouseError], Response]
+    status: Callable[[PosthouseError], int]
+    check_body: Callable[[PosthouseError, dict[str, Any]], None]
+    # The door's own words for some errors (its document's), by class.
+    wording: dict[type[PosthouseError], str]
+
+
+def _native_body(error: PosthouseError, body: dict[str, Any]) -> None:
+    extra = {"suppressed"} if isinstance(error, errors.RecipientsSuppressed) else set()
+    assert set(body) == {"status", "message"} | extra
+    assert body["status"] == error.status_code
+    assert isinstance(body["message"], str)
+    assert body["message"]
+
+
+NATIVE = Door(
+    render=native_render,
+    status=lambda error: error.status_code,
+    check_body=_native_body,
+    wording={
+        errors.SenderNotFound: "Sender email is not found in platform!",
+        SenderNotRegistered: "Sender email not registered",
+        errors.MessageNotFound: "No API e-mail found for referenceId ema_01JABC",
+        errors.QuotaExceeded: "Monthly e-mail quota exceeded",
+        errors.WorkspaceSuspended: "API access suspended \u2013 high bounce rate",
+        errors.AttachmentTypeForbidden: "Attachments type forbidden: 'run.exe'",
+        errors.ValidationFailed: "replyTo accepts at most 50 addresses",
+        errors.RequestTooLarge: "body is larger than 10 MB",
+    },
+)
+
+DOORS = [pytest.param(NATIVE, id="native")]
+
+
+def test_every_domain_error_has_an_example() -> None:
+    assert set(_all_error_classes()) == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("error_class", _all_error_classes(), ids=lambda cls: cls.__name__)
+def test_the_door_renders_the_error_in_its_shape(
+    door: Door, error_class: type[PosthouseError]
+) -> None:
+    error = EXAMPLES[error_class]
+    response = door.render(error)
+
+    assert response.status_code == door.status(error)
+    body = json.loads(bytes(response.body))
+    door.check_body(error, body)
+    if error_class in door.wording:
+        assert door.wording[error_class] in json.dumps(body, ensure_ascii=False)
+    if isinstance(error, errors.RateLimited | errors.IdempotencyInFlight):
+        assert response.headers["Retry-After"] == str(error.retry_after)
