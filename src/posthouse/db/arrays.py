@@ -14,6 +14,8 @@ from sqlalchemy import Executable, Table, TextClause, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posthouse.db.dialect import POSTGRESQL, dialect_of
+
 
 @cache
 def _array_type(table: Table, column: str, dialect: Dialect) -> str:
@@ -71,8 +73,8 @@ async def insert_rows(
     an executemany of ``elsewhere`` on other databases."""
     if not rows:
         return
-    dialect = session.bind.dialect
-    if dialect.name != "postgresql":
+    dialect = dialect_of(session)
+    if dialect.name != POSTGRESQL:
         await session.execute(elsewhere, list(rows))
         return
     columns = tuple(rows[0])

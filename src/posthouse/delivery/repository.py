@@ -11,10 +11,11 @@ from sqlalchemy import TextClause, bindparam, insert, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posthouse.db import dialect as db_dialect
 from posthouse.db.arrays import column_arrays, insert_rows, unnested
 from posthouse.db.models import Attachment, Delivery, DeliveryAttempt, DeliveryStatus, Message
 
-_delivery = Delivery.__table__
+_delivery = db_dialect.table_of(Delivery)
 
 
 # The claim and the outcome update are built once: they run for every batch, and building
@@ -99,7 +100,7 @@ class QueueRepository:
                 lease_expires_at=None,
             )
         )
-        return result.rowcount or 0
+        return db_dialect.rowcount(result)
 
     async def claim(
         self, *, owner: str, limit: int, now: datetime, lease: timedelta
@@ -148,8 +149,8 @@ class QueueRepository:
         number differs) is left to its new claim."""
         if not updates:
             return
-        dialect = self.session.bind.dialect
-        if dialect.name != "postgresql":
+        dialect = db_dialect.dialect_of(self.session)
+        if dialect.name != db_dialect.POSTGRESQL:
             await self.session.execute(_RECORD, [{**row, "b_owner": owner} for row in updates])
             return
         # One statement for the batch (db/arrays.py).
@@ -158,7 +159,7 @@ class QueueRepository:
         await self.session.execute(_record_all(dialect), {**arrays, "owner": owner})
 
     async def add_attempts(self, attempts: list[dict[str, Any]]) -> None:
-        table = DeliveryAttempt.__table__
+        table = db_dialect.table_of(DeliveryAttempt)
         await insert_rows(self.session, table, attempts, elsewhere=insert(table))
 
 
@@ -222,7 +223,7 @@ class DeliveryStateRepository:
             .where(Delivery.workspace_id == workspace_id, Delivery.status == DeliveryStatus.HELD)
             .values(status=DeliveryStatus.QUEUED, next_attempt_at=now, updated_at=now)
         )
-        return getattr(result, "rowcount", 0) or 0
+        return db_dialect.rowcount(result)
 
     async def mark_bounced(self, delivery_id: uuid.UUID) -> None:
         """A delivery the next hop accepted, then returned: show it as bounced."""

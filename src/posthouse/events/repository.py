@@ -4,9 +4,9 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posthouse.db import dialect
 from posthouse.db.arrays import insert_rows
 from posthouse.db.models import Delivery, Event
 
@@ -18,15 +18,13 @@ class EventRepository:
     def _insert_ignoring_duplicates(self) -> Insert:
         # The table, not the mapped class: the worker stores an event per attempt, and the
         # ORM's bulk insert adds per-row work (attribute expansion, annotations) to it.
-        table = Event.__table__
-        if self.session.bind.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        statement = dialect.insert(dialect.name_of(self.session), dialect.table_of(Event))
+        return statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
 
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         await insert_rows(
             self.session,
-            Event.__table__,
+            dialect.table_of(Event),
             rows,
             elsewhere=self._insert_ignoring_duplicates(),
             ignore_conflicts_on="dedupe_key",
@@ -37,7 +35,7 @@ class EventRepository:
         stored: set[uuid.UUID] = set()
         for row in rows:
             inserted = await self.session.scalar(
-                self._insert_ignoring_duplicates().returning(Event.__table__.c.id), row
+                self._insert_ignoring_duplicates().returning(dialect.table_of(Event).c.id), row
             )
             if inserted is not None:
                 stored.add(inserted)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from posthouse.db import dialect
 from posthouse.protections.repository import BucketRequest, RateLimitRepository
 
 LEASE_SECONDS = 0.05
@@ -143,7 +144,7 @@ def _state(
 async def _autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """Where the buckets are spent: a side engine's connection (already autocommit), or
     on SQLite a transaction that commits on leaving (one writer at a time anyway)."""
-    if engine.dialect.name == "sqlite":
+    if dialect.is_sqlite(engine):
         async with engine.begin() as connection:
             yield connection
         return

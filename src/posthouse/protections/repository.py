@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Insert,
     Text,
     and_,
     any_,
@@ -22,10 +21,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from posthouse.db import dialect
 from posthouse.db.models import (
     Delivery,
     Event,
@@ -40,21 +40,9 @@ from posthouse.db.models import (
 Bind = AsyncSession | AsyncConnection
 
 
-def _dialect(bind: Bind) -> str:
-    if isinstance(bind, AsyncConnection):
-        return bind.dialect.name
-    return bind.bind.dialect.name
-
-
-def _insert(bind_dialect: str, table: Any) -> Insert:
-    if bind_dialect == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 # Built once: this runs on every send, and building the statement each time cost
 # about a sixth of its 0.8 ms. A Core select skips the ORM's result machinery too.
-_suppression = Suppression.__table__
+_suppression = dialect.table_of(Suppression)
 _ACTIVE = or_(_suppression.c.expires_at.is_(None), _suppression.c.expires_at > bindparam("b_now"))
 ACTIVE_SUPPRESSIONS = select(_suppression.c.address).where(
     _suppression.c.workspace_id == bindparam("b_workspace"),
@@ -115,7 +103,7 @@ class SuppressionRepository:
         (an operator's add), never by an automatic one (the first cause is kept)."""
         if not rows:
             return
-        statement = _insert(self.session.bind.dialect.name, Suppression)
+        statement = dialect.insert(dialect.name_of(self.session), Suppression)
         if replace:
             statement = statement.on_conflict_do_update(
                 index_elements=["workspace_id", "address"],
@@ -144,7 +132,7 @@ class SuppressionRepository:
                 Suppression.workspace_id == workspace_id, Suppression.address == address
             )
         )
-        return bool(result.rowcount)
+        return bool(dialect.rowcount(result))
 
     async def page(
         self,
@@ -215,7 +203,7 @@ class UsageRepository:
             .where(Delivery.workspace_id == workspace_id, Delivery.created_at >= since)
             .scalar_subquery()
         )
-        statement = _insert(_dialect(self.session), MonthlyUsage).from_select(
+        statement = dialect.insert(dialect.name_of(self.session), MonthlyUsage).from_select(
             ["workspace_id", "month", "count"],
             select(
                 literal(workspace_id, MonthlyUsage.workspace_id.type),
@@ -280,7 +268,7 @@ class ReputationRepository:
             .where(Workspace.id == workspace_id, Workspace.suspended_at.is_(None))
             .values(suspended_at=now, suspension_reason=reason)
         )
-        return bool(result.rowcount)
+        return bool(dialect.rowcount(result))
 
     async def suspended_among(self, workspace_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         ids = set(workspace_ids)
@@ -293,15 +281,15 @@ class ReputationRepository:
 
 
 _CLAIM = {
-    dialect: _insert(dialect, IdempotencyRecord)
+    name: dialect.insert(name, IdempotencyRecord)
     .on_conflict_do_nothing(index_elements=["workspace_id", "scope", "key"])
     .returning(IdempotencyRecord.id)
-    for dialect in ("postgresql", "sqlite")
+    for name in dialect.NAMES
 }
 
 
 # Built once, as Core: an ORM update built per call cost more CPU than its round trip.
-_idempotency = IdempotencyRecord.__table__
+_idempotency = dialect.table_of(IdempotencyRecord)
 _COMPLETE = (
     update(_idempotency)
     .where(_idempotency.c.id == bindparam("b_id"))
@@ -319,10 +307,10 @@ class IdempotencyRepository:
         self.session = session
 
     async def insert_claim(self, row: dict[str, Any]) -> bool:
-        return (await self.session.scalar(_CLAIM[_dialect(self.session)], row)) is not None
+        return (await self.session.scalar(_CLAIM[dialect.name_of(self.session)], row)) is not None
 
     async def get(self, workspace_id: uuid.UUID, scope: str, key: str) -> Row[Any] | None:
-        table = IdempotencyRecord.__table__
+        table = dialect.table_of(IdempotencyRecord)
         result = await self.session.execute(
             select(table).where(
                 table.c.workspace_id == workspace_id, table.c.scope == scope, table.c.key == key
@@ -342,15 +330,15 @@ class IdempotencyRepository:
         result = await self.session.execute(
             delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now)
         )
-        return result.rowcount or 0
+        return dialect.rowcount(result)
 
 
-def _spend_statement(dialect: str) -> Insert:
+def _spend_statement(name: str) -> dialect.UpsertInsert:
     """Upsert buckets: refill by elapsed time, cap at the capacity, then grant the
     requested tokens (``granted`` of the new row), or one if fewer are left, or none; a
     refused request still spends one, down to -1, so hammering does not get through."""
-    table = RateLimitBucket.__table__
-    statement = _insert(dialect, RateLimitBucket)
+    table = dialect.table_of(RateLimitBucket)
+    statement = dialect.insert(name, RateLimitBucket)
     new = statement.excluded
     elapsed = case(
         (new.refilled_at > table.c.refilled_at, new.refilled_at - table.c.refilled_at),
@@ -374,7 +362,7 @@ def _spend_statement(dialect: str) -> Insert:
 
 # Built once: it runs on every request, and compiling it each time costs more than the
 # round trip.
-_SPEND = {dialect: _spend_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_SPEND = {name: _spend_statement(name) for name in dialect.NAMES}
 
 
 @dataclass(frozen=True)
@@ -398,7 +386,7 @@ class RateLimitRepository:
         tokens left). Run it in autocommit, so each bucket row is locked only while the
         statement runs."""
         rows = await self.connection.execute(
-            _SPEND[self.connection.dialect.name],
+            _SPEND[dialect.name_of(self.connection)],
             [
                 {
                     "key": b.key,

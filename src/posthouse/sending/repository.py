@@ -12,6 +12,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, defer
 
+from posthouse.db import dialect as db_dialect
 from posthouse.db.base import Base
 from posthouse.db.models import Attachment, Delivery, Message
 from posthouse.protections.repository import ACTIVE_SUPPRESSIONS_PG
@@ -92,9 +93,9 @@ def _combined_statement(
     It runs as driver SQL because SQLAlchemy's work on each execution of a compiled
     statement (an execution context, 40 to 60 parameters processed by name) was about 5%
     of the api's CPU per accepted send."""
-    rows = [(Message.__table__, "m_", "m")]
-    rows += [(Attachment.__table__, f"a{i}_", f"a{i}") for i in range(attachments)]
-    rows += [(Delivery.__table__, f"d{i}_", f"d{i}") for i in range(deliveries)]
+    rows = [(db_dialect.table_of(Message), "m_", "m")]
+    rows += [(db_dialect.table_of(Attachment), f"a{i}_", f"a{i}") for i in range(attachments)]
+    rows += [(db_dialect.table_of(Delivery), f"d{i}_", f"d{i}") for i in range(deliveries)]
     statement: Executable
     if not guarded:
         *ctes, (last_table, last_prefix, _) = rows
@@ -153,7 +154,7 @@ class MessageRepository:
     def can_guard(self, *, attachments: int, deliveries: int) -> bool:
         """Whether ``add`` can check the suppression list in the insert itself."""
         return (
-            self.session.bind.dialect.name == "postgresql"
+            db_dialect.is_postgresql(self.session)
             and 0 < deliveries
             and (attachments + deliveries <= _COMBINED_MAX_ROWS)
         )
@@ -192,7 +193,7 @@ class MessageRepository:
                 len(attachment_rows),
                 len(delivery_rows),
                 unless_suppressed is not None,
-                self.session.bind.dialect,
+                db_dialect.dialect_of(self.session),
             )
             values = _combined_values(
                 message_row, attachment_rows, delivery_rows, unless_suppressed
@@ -209,11 +210,11 @@ class MessageRepository:
             return set(found)
         if unless_suppressed is not None:
             raise ValueError("this database cannot check suppressions in the insert")
-        await self.session.execute(insert(Message.__table__), message_row)
+        await self.session.execute(insert(db_dialect.table_of(Message)), message_row)
         if attachment_rows:
-            await self.session.execute(insert(Attachment.__table__), attachment_rows)
+            await self.session.execute(insert(db_dialect.table_of(Attachment)), attachment_rows)
         if delivery_rows:
-            await self.session.execute(insert(Delivery.__table__), delivery_rows)
+            await self.session.execute(insert(db_dialect.table_of(Delivery)), delivery_rows)
         return set()
 
     async def get(self, message_id: uuid.UUID, *, workspace_id: uuid.UUID) -> Message | None:
