@@ -9,7 +9,7 @@ PORT ?= 8025
 # The embedded default: a SQLite file and a maildir under ./var, no DNS records needed.
 run: export POSTHOUSE_REQUIRE_VERIFIED_DOMAINS ?= false
 
-.PHONY: install run test lint format api worker migrate revision bench clean
+.PHONY: install run test lint typecheck format api worker migrate revision bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: install
 lint: install
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/ruff format --check src tests migrations bench
+
+# mypy on src/ (configured in pyproject.toml: strict where the pipeline's seams are).
+typecheck: install
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix src tests migrations bench

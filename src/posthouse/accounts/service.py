@@ -117,9 +117,11 @@ async def authenticate_sender(
         return cached
     found = await AccountRepository(session).key_with_owner(lookup_hash)
     expected = found[0].secret_hash if found else tokens.digest("")
-    if not tokens.secret_matches(secret_token, expected) or found is None or found[1] is None:
+    if not tokens.secret_matches(secret_token, expected) or found is None:
         raise SenderNotFound()
     key, sender, workspace = found
+    if sender is None:  # a workspace key: it has no secret token
+        raise SenderNotFound()
     credentials = SenderCredentials(key, workspace, sender)
     if cache is not None:
         # Out of the session, so that a rollback of this request cannot expire what

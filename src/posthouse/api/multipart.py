@@ -9,7 +9,7 @@ streams.
 
 import codecs
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import Request
@@ -17,6 +17,9 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from posthouse.errors import AttachmentRejected, ValidationFailed
+
+if TYPE_CHECKING:  # a TypedDict python-multipart declares for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 from posthouse.sending.schemas import AttachmentInput
 
 MAX_PAYLOAD_BYTES = 12 * 1024 * 1024
@@ -46,7 +49,7 @@ class _Reader:
         self._field = b""
         self._value = b""
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> "MultipartCallbacks":
         return {
             "on_part_begin": self._part_begin,
             "on_part_data": self._part_data,

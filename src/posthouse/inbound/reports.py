@@ -134,7 +134,7 @@ def _returned_headers(message: Message) -> tuple[str | None, str | None, list[st
         content_type = part.get_content_type()
         if content_type in {"message/rfc822", "message/rfc822-headers"}:
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return _headers_of(payload[0])
         if content_type == "text/rfc822-headers":
             parsed = HeaderParser(policy=policy.default).parsestr(_text(part))
@@ -229,7 +229,7 @@ def _parse_arf(message: Message) -> ParsedReport:
     for part in message.walk():
         if part.get_content_type() == "message/feedback-report":
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 fields = payload[0]
             else:
                 fields = HeaderParser(policy=policy.default).parsestr(_text(part))

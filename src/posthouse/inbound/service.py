@@ -14,6 +14,7 @@ Invariants:
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -206,7 +207,11 @@ def _line_for(lines: list[RecipientStatus], recipient: str) -> RecipientStatus |
 
 
 def _event(
-    delivery: Delivery, type: EventType, occurred_at: datetime, key: str, data: dict[str, object]
+    delivery: Delivery,
+    type: EventType,
+    occurred_at: datetime,
+    key: str,
+    data: Mapping[str, object],
 ) -> events_service.NewEvent:
     return events_service.NewEvent(
         workspace_id=delivery.workspace_id,
@@ -215,7 +220,7 @@ def _event(
         type=type,
         occurred_at=occurred_at,
         dedupe_key=key[:200],
-        data=data,
+        data=dict(data),
     )
 
 

@@ -77,8 +77,9 @@ def _split(message: bytes, *, crlf: bool) -> tuple[list[list[bytes]], bytes]:
     end = message.find(b"\r\n\r\n")
     body = message[end + 4 :]
     if end < 0 or (not crlf and body.count(b"\n") != body.count(b"\r\n")):
-        return dkim.rfc822_parse(message)  # bare LFs: let dkimpy normalize them
-    headers, _ = dkim.rfc822_parse(message[: end + 4])
+        parsed: tuple[list[list[bytes]], bytes] = dkim.rfc822_parse(message)
+        return parsed  # bare LFs: let dkimpy normalize them
+    headers: list[list[bytes]] = dkim.rfc822_parse(message[: end + 4])[0]
     return headers, body
 
 
@@ -87,9 +88,12 @@ def _canonical_body(body: bytes) -> bytes:
     before a line end is already canonical but for trailing empty lines: base64 and most
     quoted-printable parts are, and skipping dkimpy's regex passes makes a signature over
     a 200 KB attachment about ten times cheaper."""
+    canonical: bytes
     if b"\t" in body or b"  " in body or b" \r\n" in body or body.endswith(b" "):
-        return _POLICY.canonicalize_body(body)
-    return correct_empty_body(strip_trailing_lines(body))
+        canonical = _POLICY.canonicalize_body(body)
+    else:
+        canonical = correct_empty_body(strip_trailing_lines(body))
+    return canonical
 
 
 class DkimSigner:
@@ -124,7 +128,7 @@ class DkimSigner:
             (b"h", b" : ".join(include)),
             (b"bh", body_hash),
         ]
-        unsigned = dkim.fold(
+        unsigned: bytes = dkim.fold(
             b"; ".join(b"=".join(field) for field in fields) + b"; b=",
             namelen=len(_HEADER_NAME),
         )

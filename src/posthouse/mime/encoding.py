@@ -22,7 +22,7 @@ def is_ascii(value: str) -> bool:
 
 def encoded_words(value: str) -> list[str]:
     """RFC 2047 B-encoded words of at most 75 characters, split on character boundaries."""
-    words: list[str] = []
+    words: list[bytes] = []
     chunk = b""
     for char in value:
         encoded = char.encode("utf-8")

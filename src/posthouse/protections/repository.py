@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from posthouse.db import dialect
 from posthouse.db.models import (
@@ -333,7 +334,7 @@ class IdempotencyRepository:
         return dialect.rowcount(result)
 
 
-def _spend_statement(name: str) -> dialect.UpsertInsert:
+def _spend_statement(name: str) -> ReturningInsert[str, float, float]:
     """Upsert buckets: refill by elapsed time, cap at the capacity, then grant the
     requested tokens (``granted`` of the new row), or one if fewer are left, or none; a
     refused request still spends one, down to -1, so hammering does not get through."""

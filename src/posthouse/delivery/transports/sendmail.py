@@ -18,6 +18,7 @@ written, so for those three replies the connection is lent to a small reader of 
 import asyncio
 import re
 from collections import deque
+from typing import cast
 
 import aiosmtplib
 from aiosmtplib import SMTPDataError, SMTPRecipientsRefused, SMTPResponseException
@@ -113,7 +114,8 @@ async def _pipelined(
     When DATA was accepted although MAIL or RCPT was refused, the empty message is ended
     at once, as RFC 2920 3.1 asks, so the connection is ready for RSET."""
     protocol = client.protocol
-    transport = protocol.transport if protocol is not None else None
+    # A write transport (TCP or TLS; uvloop's too), typed by aiosmtplib as the base class.
+    transport = cast(asyncio.Transport | None, protocol.transport if protocol else None)
     if protocol is None or transport is None or transport.is_closing():
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     lines = []
