@@ -20,7 +20,10 @@ from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Message
 from posthouse.errors import IdempotencyConflict, IdempotencyInFlight, ValidationFailed
 from posthouse.protections import side
-from posthouse.protections.repository import DuplicateRepository, IdempotencyRepository
+from posthouse.protections.repositories.idempotency import (
+    DuplicateRepository,
+    IdempotencyRepository,
+)
 
 KEY_LIFETIME = timedelta(hours=24)
 # A claim that was never completed nor given back (its process died between commit and

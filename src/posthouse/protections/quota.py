@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from posthouse.db.models import Workspace
 from posthouse.errors import QuotaExceeded
 from posthouse.protections import side
-from posthouse.protections.repository import UsageRepository
+from posthouse.protections.repositories.usage import UsageRepository
 
 
 @dataclass(frozen=True)

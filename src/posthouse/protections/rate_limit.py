@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from posthouse.db import dialect
-from posthouse.protections.repository import BucketRequest, RateLimitRepository
+from posthouse.protections.repositories.rate_limit import BucketRequest, RateLimitRepository
 
 LEASE_SECONDS = 0.05
 # Leased tokens not spent within this long are dropped (the bucket refilled meanwhile).

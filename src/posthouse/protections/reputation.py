@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posthouse.db.base import utcnow
 from posthouse.db.models import Workspace
 from posthouse.errors import WorkspaceSuspended
-from posthouse.protections.repository import ReputationRepository
+from posthouse.protections.repositories.reputation import ReputationRepository
 
 HIGH_BOUNCE_RATE = "high bounce rate"
 HIGH_COMPLAINT_RATE = "high complaint rate"

@@ -18,7 +18,10 @@ from posthouse.addresses import normalize_email
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Suppression
 from posthouse.errors import NotFound, ValidationFailed
-from posthouse.protections.repository import SuppressionRepository, suppression_parameters
+from posthouse.protections.repositories.suppression import (
+    SuppressionRepository,
+    suppression_parameters,
+)
 
 
 class SuppressionReason(StrEnum):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, defer
 from posthouse.db import dialect as db_dialect
 from posthouse.db.base import Base
 from posthouse.db.models import Attachment, Delivery, Message
-from posthouse.protections.repository import ACTIVE_SUPPRESSIONS_PG
+from posthouse.protections.repositories.suppression import ACTIVE_SUPPRESSIONS_PG
 
 
 @cache

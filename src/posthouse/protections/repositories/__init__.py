@@ -1,0 +1,1 @@
+"""The protections' SQL, one repository per concern."""
