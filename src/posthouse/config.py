@@ -1,7 +1,6 @@
 """Settings, read from the environment (prefix ``POSTHOUSE_``) and an optional ``.env`` file."""
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -82,15 +81,6 @@ class Settings(BaseSettings):
         if value not in {"opportunistic", "require", "require_verified"}:
             raise ValueError("tls_policy must be opportunistic, require or require_verified")
         return value
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    def sqlite_path(self) -> Path | None:
-        if not self.is_sqlite:
-            return None
-        return Path(self.database_url.split("///", 1)[1])
 
     def check_production_secrets(self) -> None:
         """Refuse to run in production with the published development secret."""
