@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.orm.instrumentation import manager_of_class
 from ulid import ULID
 
 NAMING_CONVENTION = {
@@ -54,16 +53,6 @@ class Base(DeclarativeBase):
 
 
 ModelT = TypeVar("ModelT", bound=Base)
-
-
-def transient(model: type[ModelT], **values: Any) -> ModelT:
-    """A new, unsaved ``model`` holding ``values`` as its constructor would, but without
-    the ORM's per-attribute events: for rows inserted with Core on the hot path, where
-    building three instances through their constructors cost more CPU than the insert
-    statement itself. Nothing may add the instance to a session."""
-    instance: ModelT = manager_of_class(model).new_instance()
-    instance.__dict__.update(values)
-    return instance
 
 
 class IdMixin:

@@ -31,19 +31,18 @@ def _columns(model: type[Base]) -> tuple[tuple[str, str, ColumnDefault | None], 
     )
 
 
-def _row(instance: Base) -> dict[str, Any]:
-    """An instance's column values for an INSERT; Python-side column defaults are applied
-    to the instance too, so it reads as it would after a flush."""
-    values: dict[str, Any] = {}
-    state = instance.__dict__
-    for key, column, default in _columns(type(instance)):
-        if key not in state:
-            value = None
-            if default is not None:
-                value = default.arg(None) if default.is_callable else default.arg
-            setattr(instance, key, value)
-        values[column] = state[key]
-    return values
+def row(model: type[Base], **values: Any) -> dict[str, Any]:
+    """A ``model`` row for an INSERT, by column name: ``values`` (by attribute name) with
+    the Python-side column defaults a flush would apply filled in."""
+    result: dict[str, Any] = {}
+    for key, column, default in _columns(model):
+        if key in values:
+            result[column] = values[key]
+        elif default is not None:
+            result[column] = default.arg(None) if default.is_callable else default.arg
+        else:
+            result[column] = None
+    return result
 
 
 # The combined insert has one single-row INSERT per row and is compiled once per shape
@@ -161,17 +160,17 @@ class MessageRepository:
 
     async def add(
         self,
-        message: Message,
-        attachments: list[Attachment],
-        deliveries: list[Delivery],
+        message_row: dict[str, Any],
+        attachment_rows: list[dict[str, Any]],
+        delivery_rows: list[dict[str, Any]],
         *,
         unless_suppressed: dict[str, Any] | None = None,
         last_write: bool = False,
     ) -> set[str]:
-        """Insert a message with its files and queue rows, in that order (there are no ORM
-        relationships to order them). Core inserts rather than the unit of work: this runs
-        for every accepted email, and a flush costs more CPU than the statements. The
-        objects stay transient, with their defaults filled in as a flush would.
+        """Insert a message with its files and queue rows (``row()``s), in that order
+        (there are no ORM relationships to order them). Core inserts rather than the unit
+        of work: this runs for every accepted email, and building ORM instances and a
+        flush cost more CPU than the statements.
 
         ``unless_suppressed`` (the parameters of ``suppression_parameters``; only where
         ``can_guard``): insert nothing if any of those addresses is suppressed, and
@@ -184,10 +183,7 @@ class MessageRepository:
         COMMIT round trips, about a tenth of the api's CPU per accepted send. The
         session keeps that connection for the rest of the request, so the send again is
         autocommitted too: fewer rows, so again one combined statement."""
-        message_row = _row(message)
-        attachment_rows = [_row(a) for a in attachments]
-        delivery_rows = [_row(d) for d in deliveries]
-        if self.can_guard(attachments=len(attachments), deliveries=len(deliveries)):
+        if self.can_guard(attachments=len(attachment_rows), deliveries=len(delivery_rows)):
             # One statement, so one round trip: the foreign keys are checked at its end.
             statement = _combined_statement(
                 len(attachment_rows),

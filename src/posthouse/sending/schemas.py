@@ -2,9 +2,11 @@
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from posthouse.addresses import Address
-from posthouse.db.models import Sender, Workspace
+from posthouse.db.models import Message, Sender, Workspace
 
 AddressInput = str | Address
 
@@ -95,3 +97,50 @@ class ValidSend:
                     seen.add(key)
                     result.append((kind, address.email))
         return result
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """An accepted message as a front door answers with it: what was stored, as plain
+    values (not an ORM instance, which a reader might expect to be in a session)."""
+
+    id: uuid.UUID
+    created_at: datetime
+    from_email: str
+    from_name: str | None
+    to: list[dict[str, Any]]
+    cc: list[dict[str, Any]]
+    bcc: list[dict[str, Any]]
+    reply_to: list[dict[str, Any]]
+    subject: str
+    html: str | None
+    text: str | None
+    message_id_header: str
+
+    @classmethod
+    def of(cls, message: Message) -> "StoredMessage":
+        return cls(
+            id=message.id,
+            created_at=message.created_at,
+            from_email=message.from_email,
+            from_name=message.from_name,
+            to=message.to,
+            cc=message.cc,
+            bcc=message.bcc,
+            reply_to=message.reply_to,
+            subject=message.subject,
+            html=message.html,
+            text=message.text,
+            message_id_header=message.message_id_header,
+        )
+
+
+@dataclass(frozen=True)
+class QueuedDelivery:
+    """One recipient's queue row as stored."""
+
+    id: uuid.UUID
+    recipient: str
+    kind: str
+    status: str
+    attempts: int

@@ -19,15 +19,22 @@ from ulid import ULID
 
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address, parse_address
-from posthouse.db.base import new_id, transient, utcnow
+from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Attachment, Delivery, Message, Sender
 from posthouse.domains import service as domains_service
 from posthouse.errors import MessageNotFound, QuotaExceeded, RecipientsSuppressed, SenderNotFound
 from posthouse.protections import idempotency, quota, reputation, suppression
 from posthouse.sending.content import ContentStep
 from posthouse.sending.ids import parse_reference_id
-from posthouse.sending.repository import MessageRepository
-from posthouse.sending.schemas import Caller, SendRequest, Thread, ValidSend
+from posthouse.sending.repository import MessageRepository, row
+from posthouse.sending.schemas import (
+    Caller,
+    QueuedDelivery,
+    SendRequest,
+    StoredMessage,
+    Thread,
+    ValidSend,
+)
 from posthouse.sending.validation import SendLimits, validate_send
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv)\s*:\s*)+", re.IGNORECASE)
@@ -55,9 +62,9 @@ class SubmitOptions:
 
 @dataclass
 class Accepted:
-    message: Message
+    message: StoredMessage
     send: ValidSend
-    deliveries: list[Delivery]
+    deliveries: list[QueuedDelivery]
     suppressed: list[str] = field(default_factory=list)
     duplicate: bool = False  # an earlier identical message, returned instead of a new one
 
@@ -118,7 +125,9 @@ async def _store(
             session, workspace_id=workspace.id, content_hash=hashed, within=options.duplicate_window
         )
         if earlier is not None:
-            return Accepted(message=earlier, send=send, deliveries=[], duplicate=True)
+            return Accepted(
+                message=StoredMessage.of(earlier), send=send, deliveries=[], duplicate=True
+            )
     recipients = send.envelope_recipients()
     addresses = [address for _, address in recipients]
     store = partial(
@@ -226,7 +235,7 @@ async def _insert(
     workspace = caller.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
-    message = transient(
+    message_row = row(
         Message,
         id=message_id,
         created_at=now,
@@ -255,8 +264,8 @@ async def _insert(
         track_clicks=send.track_clicks,
         attachment_count=len(send.attachments),
     )
-    attachments = [
-        transient(
+    attachment_rows = [
+        row(
             Attachment,
             message_id=message_id,
             position=position,
@@ -271,8 +280,8 @@ async def _insert(
         for position, a in enumerate(send.attachments)
     ]
     expires_at = now + options.queue_lifetime
-    deliveries = [
-        transient(
+    delivery_rows = [
+        row(
             Delivery,
             message_id=message_id,
             workspace_id=workspace.id,
@@ -280,6 +289,7 @@ async def _insert(
             kind=kind,
             next_attempt_at=now,
             expires_at=expires_at,
+            id=new_id(),
             tracking_token=secrets.token_urlsafe(18),
             created_at=now,
             updated_at=now,
@@ -287,14 +297,32 @@ async def _insert(
         for kind, recipient in recipients
     ]
     found = await MessageRepository(session).add(
-        message,
-        attachments,
-        deliveries,
+        message_row,
+        attachment_rows,
+        delivery_rows,
         unless_suppressed=unless_suppressed,
         last_write=options.last_write,
     )
     if found:
         return None
+    message = StoredMessage(
+        id=message_id,
+        created_at=now,
+        from_email=send.sender.email,
+        from_name=send.sender.name,
+        to=message_row["to"],
+        cc=message_row["cc"],
+        bcc=message_row["bcc"],
+        reply_to=message_row["reply_to"],
+        subject=send.subject,
+        html=send.html,
+        text=send.text,
+        message_id_header=message_row["message_id_header"],
+    )
+    deliveries = [
+        QueuedDelivery(d["id"], d["recipient"], d["kind"], d["status"], d["attempts"])
+        for d in delivery_rows
+    ]
     return Accepted(message=message, send=send, deliveries=deliveries, suppressed=suppressed)
 
 
