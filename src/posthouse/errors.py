@@ -121,3 +121,36 @@ class RateLimited(PosthouseError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class TemplateNotFound(NotFound):
+    """Unknown template or version, or another workspace's: the two look the same."""
+
+
+class TemplateInvalid(PosthouseError):
+    """A template part does not compile (or uses what the sandbox refuses)."""
+
+    status_code = 422
+
+    def __init__(self, detail: str, *, part: str, line: int | None, error: str) -> None:
+        super().__init__(detail)
+        self.part = part
+        self.line = line
+        self.error = error
+
+
+class TemplateRenderFailed(PosthouseError):
+    """Rendering with these values failed: a sandbox refusal, a limit, a type error."""
+
+    def __init__(self, detail: str, *, part: str) -> None:
+        super().__init__(detail)
+        self.part = part
+
+
+class MissingVariables(ValidationFailed):
+    """The template needs variables the send did not give (``recipient``: for whom)."""
+
+    def __init__(self, detail: str, *, names: list[str], recipient: str | None = None) -> None:
+        super().__init__(detail, field="variables")
+        self.names = names
+        self.recipient = recipient
