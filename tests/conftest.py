@@ -23,6 +23,7 @@ from posthouse.db.migrate import upgrade
 from posthouse.db.models import Base
 from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
+from posthouse.templates.personalise import Personaliser
 from tests.smtp_server import SmtpServer, free_port
 
 PG_URL = os.environ.get("POSTHOUSE_TEST_DATABASE_URL")
@@ -121,7 +122,12 @@ def sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 async def worker(app: FastAPI, settings: Settings) -> AsyncIterator[Worker]:
     transport = create_transport(settings)
-    yield Worker(sessionmaker=app.state.sessionmaker, transport=transport, settings=settings)
+    yield Worker(
+        sessionmaker=app.state.sessionmaker,
+        transport=transport,
+        settings=settings,
+        recipient_hook=Personaliser(),
+    )
     await transport.close()
 
 

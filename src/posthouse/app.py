@@ -13,6 +13,7 @@ from posthouse import __version__
 from posthouse.accounts.service import CredentialCache
 from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
+from posthouse.api.admin import templates as templates_router
 from posthouse.api.limits import BodySizeLimit
 from posthouse.api.native import routes as native
 from posthouse.api.rate_limits import RateLimitHeaders
@@ -24,6 +25,9 @@ from posthouse.domains.service import VerifiedDomainCache
 from posthouse.heap import freeze_startup_heap
 from posthouse.inbound.listener import InboundServer
 from posthouse.sending.accept import AcceptContext
+from posthouse.templates import service as templates_service
+from posthouse.templates.content import TemplateContent
+from posthouse.templates.personalise import Personaliser
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,10 @@ def create_app(
         if embedded_worker:
             transport = create_transport(settings)
             app.state.worker = Worker(
-                sessionmaker=app.state.sessionmaker, transport=transport, settings=settings
+                sessionmaker=app.state.sessionmaker,
+                transport=transport,
+                settings=settings,
+                recipient_hook=Personaliser(),
             )
             worker_task = asyncio.create_task(app.state.worker.run(stop), name="posthouse-worker")
             app.state.inbound = await InboundServer(settings, app.state.sessionmaker).start()
@@ -63,6 +70,9 @@ def create_app(
             verified_domains=app.state.verified_domains,
             side_engine=app.state.side_engine,
             wake_worker=app.state.worker.wakeup.set if app.state.worker is not None else None,
+            content=TemplateContent(
+                versions=templates_service.VersionCache(ttl=ttl) if ttl > 0 else None
+            ),
         )
         if server:
             freeze_startup_heap()
@@ -90,6 +100,7 @@ def create_app(
     app.include_router(native.router)
     app.include_router(suppressions_router.router)
     app.include_router(domains_router.router)
+    app.include_router(templates_router.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz() -> JSONResponse:

@@ -56,6 +56,16 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.DomainNotFound: errors.DomainNotFound("domain example.com not found"),
     errors.DomainExists: errors.DomainExists("domain example.com already exists"),
     errors.RateLimited: errors.RateLimited("too many requests", retry_after=3),
+    errors.TemplateNotFound: errors.TemplateNotFound("template tpl_01JABC not found"),
+    errors.TemplateInvalid: errors.TemplateInvalid(
+        "html: line 3: unexpected '}'", part="html", line=3, error="unexpected '}'"
+    ),
+    errors.TemplateRenderFailed: errors.TemplateRenderFailed(
+        "html: the template took over 1000000 steps", part="html"
+    ),
+    errors.MissingVariables: errors.MissingVariables(
+        "missing template variables: city, name", names=["city", "name"]
+    ),
 }
 
 
@@ -91,6 +101,7 @@ NATIVE = Door(
         errors.AttachmentTypeForbidden: "Attachments type forbidden: 'run.exe'",
         errors.ValidationFailed: "replyTo accepts at most 50 addresses",
         errors.RequestTooLarge: "body is larger than 10 MB",
+        errors.MissingVariables: "missing template variables: city, name",
     },
 )
 

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from posthouse.errors import TemplateInvalid, TemplateRenderFailed
+from posthouse.mime.text import html_to_text
 from posthouse.templates.rendering import TemplateParts, compile_parts
 from posthouse.templates.sandbox import RenderLimits
 
@@ -185,3 +186,40 @@ class TestSandbox:
 
         with pytest.raises(TemplateRenderFailed, match="deeply"):
             compiled.render({})
+
+
+class TestTextFromHtml:
+    @pytest.mark.parametrize(
+        ("source", "variables"),
+        [
+            (
+                "<html><body><h1>Hi {{ name }}</h1><p>Order {{ order }} &amp; more</p>"
+                "{% for i in items %}<li>{{ i }}</li>{% endfor %}"
+                '<a href="https://x.example/reset/{{ token }}">Reset</a></body></html>',
+                {"name": "A<b> & c", "order": "1\nx\t\ty", "items": ["a", "b"], "token": "t1"},
+            ),
+            ("{% if a < 3 %}<p>small {{ a }}</p>{% endif %}", {"a": 1}),
+            ("<p>{{ x }}</p><br>{{ n }}&nbsp;{{ none }}", {"x": "  a   b  ", "n": 3, "none": None}),
+            (
+                "<table>{% for r in rows %}<tr><td>{{ r.a }}</td><td>{{ r.b }}</td></tr>"
+                "{% endfor %}</table>",
+                {"rows": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]},
+            ),
+            # Syntax inside a tag: each copy is converted on its own.
+            ('<a href="{{ url }}">Go</a> {{ name }}', {"url": "https://u.example", "name": "n"}),
+        ],
+    )
+    def test_is_what_converting_each_rendered_copy_gives(
+        self, source: str, variables: dict[str, object]
+    ) -> None:
+        rendered = compile_parts(html(source)).render(variables)
+
+        assert rendered.html is not None
+        assert (rendered.text or html_to_text(rendered.html)) == html_to_text(rendered.html)
+
+    def test_is_derived_once_from_the_template_where_it_can_be(self) -> None:
+        derived = compile_parts(html("<p>Hi {{ name }}</p>"))
+        per_copy = compile_parts(html('<a href="{{ url }}">Go</a>'))
+
+        assert derived.render({"name": "Ada"}).text == "Hi Ada\n"
+        assert per_copy.render({"url": "https://u.example"}).text is None

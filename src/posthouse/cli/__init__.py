@@ -2,7 +2,7 @@
 
 import typer
 
-from posthouse.cli import domains, keys, senders, server, suppressions, workspaces
+from posthouse.cli import domains, keys, senders, server, suppressions, templates, workspaces
 
 app = typer.Typer(
     help="posthouse: a self-hosted transactional email API server.", no_args_is_help=True
@@ -15,3 +15,4 @@ app.add_typer(domains.app, name="domain")
 app.command()(server.demo)
 app.add_typer(workspaces.app, name="workspace")
 app.add_typer(suppressions.app, name="suppression")
+app.add_typer(templates.app, name="template")

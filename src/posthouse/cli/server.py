@@ -64,6 +64,7 @@ def worker(
     from posthouse.delivery.transports.factory import create_transport
     from posthouse.delivery.worker import Worker
     from posthouse.heap import freeze_startup_heap
+    from posthouse.templates.personalise import Personaliser
 
     logging_setup()
     settings = get_settings()
@@ -73,7 +74,10 @@ def worker(
         engine = create_engine(settings.database_url)
         transport = create_transport(settings)
         runner = Worker(
-            sessionmaker=create_sessionmaker(engine), transport=transport, settings=settings
+            sessionmaker=create_sessionmaker(engine),
+            transport=transport,
+            settings=settings,
+            recipient_hook=Personaliser(),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

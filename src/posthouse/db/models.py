@@ -109,10 +109,31 @@ class DomainRecord(IdMixin, Base):
 
 
 class Template(IdMixin, CreatedAtMixin, Base):
-    __tablename__ = "template"
+    """A workspace's stored template. Its content lives in immutable versions; the
+    published one is what a send uses unless it names another. A deleted template keeps
+    its versions: mail accepted before still renders from them."""
 
-    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"), index=True)
+    __tablename__ = "template"
+    __table_args__ = (UniqueConstraint("workspace_id", "number"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    # Per workspace, from 1: seed 001's numeric idTemplateMailUser. Never reused.
+    number: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(200))
+    latest_version: Mapped[int] = mapped_column(Integer)
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class TemplateVersion(IdMixin, CreatedAtMixin, Base):
+    """One version of a template's content, never changed once written."""
+
+    __tablename__ = "template_version"
+    __table_args__ = (UniqueConstraint("template_id", "version"),)
+
+    template_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("template.id"))
+    version: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)
@@ -155,6 +176,18 @@ class Message(IdMixin, CreatedAtMixin, Base):
     track_opens: Mapped[bool] = mapped_column(Boolean, default=False)
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=False)
     attachment_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The template version the message was accepted with (no foreign key: every send of
+    # a busy template would share-lock its one row, as with workspaces in migration 0003).
+    template_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Set when each recipient gets a rendering of their own: subject_template, html and
+    # text are then template sources (subject holds the first recipient's rendering),
+    # rendered per recipient at delivery with these values. NULL: content as sent.
+    variables: Mapped[dict[str, Any] | None]
+    # {address (lower case): {name: value}}, over ``variables`` for that recipient.
+    recipient_variables: Mapped[dict[str, Any] | None]
+    subject_template: Mapped[str | None] = mapped_column(Text)
+    # Hidden text at the top of the HTML that inboxes show after the subject.
+    preheader: Mapped[str | None] = mapped_column(String(255))
 
 
 class Attachment(IdMixin, Base):

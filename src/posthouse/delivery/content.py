@@ -86,4 +86,5 @@ def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent
         attachments=tuple(
             MimeAttachment(a.filename, a.content_type, a.data, a.content_id) for a in attachments
         ),
+        preheader=message.preheader,
     )

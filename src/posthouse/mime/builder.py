@@ -6,10 +6,12 @@ reaches this module was checked for CR/LF/NUL by sending.validation; this module
 encodes. The tests re-parse its output under ``email.policy.strict`` and expect no defects.
 """
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
+from html import escape
 
 from posthouse.mime import encoding
 from posthouse.mime.text import html_to_text
@@ -41,6 +43,23 @@ class MimeContent:
     in_reply_to: str | None = None
     references: str | None = None
     attachments: tuple[MimeAttachment, ...] = ()
+    # Hidden text at the top of the HTML (seed 001's previewTitle); not in the text part.
+    preheader: str | None = None
+
+
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+
+
+def with_preheader(html: str, preheader: str) -> str:
+    """``html`` with ``preheader`` as the first thing in its body, hidden: inboxes show
+    it after the subject, the reader never sees it in the message."""
+    hidden = (
+        '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all" aria-hidden="true">'
+        f"{escape(preheader, quote=False)}</div>"
+    )
+    body = _BODY_TAG.search(html)
+    at = body.end() if body else 0
+    return html[:at] + hidden + html[at:]
 
 
 @dataclass
@@ -126,7 +145,10 @@ def _body(content: MimeContent) -> _Part:
         body = _text_part("plain", text)
         files = list(content.attachments)
     else:
-        html: _Part = _text_part("html", content.html)
+        source = content.html
+        if content.preheader:
+            source = with_preheader(source, content.preheader)
+        html: _Part = _text_part("html", source)
         inline = [a for a in content.attachments if a.content_id]
         if inline:
             html = _multipart("related", [html, *(_file_part(a, inline=True) for a in inline)])

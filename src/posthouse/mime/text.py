@@ -97,6 +97,12 @@ def html_to_text(html: str) -> str:
         text = _IMAGE_ALT.sub(r"\2", text)
     # Entities may have brought whitespace back (&nbsp;, &#9;): every run of it within a
     # line becomes one space, and lines lose their edge spaces.
-    text = _squeeze(unescape(_TAG.sub("", text)).translate(_LINE_SPACE), "  ", " ")
+    return tidy(unescape(_TAG.sub("", text)))
+
+
+def tidy(text: str) -> str:
+    """html_to_text's last step: every run of white space within a line becomes one
+    space, lines lose their edge spaces, at most one blank line in a row."""
+    text = _squeeze(text.translate(_LINE_SPACE), "  ", " ")
     text = text.replace(" \n", "\n").replace("\n ", "\n")
     return _squeeze(text, "\n\n\n", "\n\n").strip() + "\n"

@@ -29,6 +29,25 @@ class AttachmentInput:
     content_id: str | None = None  # set for inline images referenced as cid:...
 
 
+@dataclass(frozen=True)
+class TemplateChoice:
+    """A stored template as a request names it: ``tpl_<ULID>`` or its number in the
+    workspace, and optionally a version (else the published one)."""
+
+    ref: str | int
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class Personalisation:
+    """What delivery needs to render each recipient's copy: the sources (html and text
+    are the message's own) and the values. ``recipients`` is keyed by lower-case address."""
+
+    subject_template: str
+    variables: dict[str, Any]
+    recipients: dict[str, dict[str, Any]]
+
+
 @dataclass
 class SendRequest:
     """What a client asked for, as given: nothing here has been checked yet."""
@@ -47,6 +66,15 @@ class SendRequest:
     external_id: str | None = None
     track_opens: bool = False
     track_clicks: bool = False
+    # A stored template (subject, html and text given here override its own), and the
+    # values to render it, or the inline content when there is no template, with.
+    template: TemplateChoice | None = None
+    variables: dict[str, Any] | None = None
+    recipient_variables: dict[str, Any] | None = None
+    preheader: str | None = None
+    # Filled in by the content step (templates.content), never by a front door.
+    template_version_id: uuid.UUID | None = None
+    personalisation: Personalisation | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +113,9 @@ class ValidSend:
     external_id: str | None
     track_opens: bool
     track_clicks: bool
+    preheader: str | None = None
+    template_version_id: uuid.UUID | None = None
+    personalisation: Personalisation | None = None
 
     def envelope_recipients(self) -> list[tuple[str, str]]:
         """(kind, address) once per distinct address, to before cc before bcc."""

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from ulid import ULID
 
@@ -235,6 +236,7 @@ async def _insert(
     workspace = caller.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
+    personal = send.personalisation
     message_row = row(
         Message,
         id=message_id,
@@ -263,6 +265,11 @@ async def _insert(
         track_opens=send.track_opens,
         track_clicks=send.track_clicks,
         attachment_count=len(send.attachments),
+        template_version_id=send.template_version_id,
+        variables=personal.variables if personal else None,
+        recipient_variables=personal.recipients if personal else None,
+        subject_template=personal.subject_template if personal else None,
+        preheader=send.preheader,
     )
     attachment_rows = [
         row(
@@ -447,6 +454,10 @@ def content_hash(send: ValidSend) -> str:
         send.subject,
         send.html or "",
         send.text or "",
+        send.preheader or "",
+        orjson.dumps(send.personalisation, option=orjson.OPT_SORT_KEYS).decode()
+        if send.personalisation
+        else "",
         *(f"{a.filename}:{a.sha256}" for a in send.attachments),
     ]
     for part in parts:

@@ -71,7 +71,7 @@ def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> 
     cc = _address_list(request.cc, field="cc", limit=limits.max_cc)
     bcc = _address_list(request.bcc, field="bcc", limit=limits.max_bcc)
     reply_to = _address_list(request.reply_to, field="reply_to", limit=limits.max_reply_to)
-    subject = _subject(request.subject, limits)
+    subject = validate_subject(request.subject, limits)
     html = _body(request.html, field="html", limits=limits)
     text = _body(request.text, field="text", limits=limits)
     if not html and not text:
@@ -97,6 +97,9 @@ def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> 
         external_id=_short_text(request.external_id, field="external_id", limit=200),
         track_opens=bool(request.track_opens),
         track_clicks=bool(request.track_clicks),
+        preheader=_short_text(request.preheader, field="preheader", limit=MAX_PREHEADER) or None,
+        template_version_id=request.template_version_id,
+        personalisation=request.personalisation,
     )
 
 
@@ -135,7 +138,12 @@ def _address_list(values: object, *, field: str, limit: int) -> list[Address]:
     return [_address(value, field=field) for value in values]
 
 
-def _subject(subject: object, limits: SendLimits) -> str:
+# Seed 001's previewTitle: "up to 255 characters".
+MAX_PREHEADER = 255
+
+
+def validate_subject(subject: object, limits: SendLimits = DEFAULT_LIMITS) -> str:
+    """A subject as given, or as a template rendered it for one recipient."""
     if not isinstance(subject, str) or not subject.strip():
         raise ValidationFailed("subject is required", field="subject")
     if has_control_characters(subject):

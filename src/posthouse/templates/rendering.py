@@ -5,6 +5,7 @@ personalised send both go through ``compile_parts``; the accept step uses ``miss
 and ``render_subject``, delivery uses ``render``.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from jinja2 import Template, meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from posthouse.errors import TemplateInvalid, TemplateRenderFailed
+from posthouse.mime.text import html_to_text, tidy
 from posthouse.templates import sandbox
 from posthouse.templates.sandbox import RenderLimits
 
@@ -43,8 +45,8 @@ class _Part:
     required: frozenset[str]
 
 
-def _compile(name: str, source: str) -> _Part:
-    environment = sandbox.HTML if name == "html" else sandbox.PLAIN
+def _compile(name: str, source: str, environment: Any = None) -> _Part:
+    environment = environment or (sandbox.HTML if name == "html" else sandbox.PLAIN)
     try:
         tree = environment.parse(source)
         template = environment.from_string(tree)
@@ -75,6 +77,11 @@ class CompiledTemplate:
         self.required: frozenset[str] = frozenset().union(
             *(part.required for part in self._parts.values())
         )
+        # Without a text part, each copy's text is derived from its rendered HTML. Where
+        # the HTML's template allows, that conversion is done once, on the template.
+        self._derived_text = (
+            _text_template(parts.html) if parts.text is None and parts.html is not None else None
+        )
 
     def missing(self, variables: Variables) -> list[str]:
         """The variables the template needs that ``variables`` lacks, sorted."""
@@ -88,16 +95,21 @@ class CompiledTemplate:
     def render(
         self, variables: Variables, limits: RenderLimits = DEFAULT_RENDER_LIMITS
     ) -> Rendered:
-        return Rendered(
-            subject=self._render("subject", variables, limits),
-            html=self._render("html", variables, limits),
-            text=self._render("text", variables, limits),
-        )
+        subject = self._render("subject", variables, limits)
+        html = self._render("html", variables, limits)
+        text: str | None
+        if self._derived_text is not None:
+            text = tidy(self._render_part(self._derived_text, variables, limits))
+        else:
+            text = self._render("text", variables, limits)
+        return Rendered(subject=subject, html=html, text=text)
 
     def _render(self, name: str, variables: Variables, limits: RenderLimits) -> str | None:
         part = self._parts.get(name)
-        if part is None:
-            return None
+        return None if part is None else self._render_part(part, variables, limits)
+
+    def _render_part(self, part: "_Part", variables: Variables, limits: RenderLimits) -> str:
+        name = part.name
         try:
             output = sandbox.run(lambda: part.template.render(variables), limits)
         except Exception as error:  # whatever the template's code raised: its author's mistake
@@ -107,6 +119,48 @@ class CompiledTemplate:
             ) from None
         # A subject is one line: a value with CR or LF in it cannot start a new header.
         return " ".join(output.splitlines()) if name == "subject" else output
+
+
+# A template's own syntax: expressions, statements, comments.
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+
+def _text_template(html: str) -> _Part | None:
+    """The text part's template derived from the HTML's: the HTML converted to text
+    around the template's own syntax, which is kept as written. The same as converting
+    each rendered copy, at the cost of one conversion per message instead of one per
+    recipient. None where the syntax sits inside a tag (``<a href="{{ url }}">``), which
+    the conversion would drop: those copies are converted one by one."""
+    spans = [match.group() for match in _JINJA.finditer(html)]
+    if not spans:
+        return None
+    protected = _JINJA.sub(_Placeholders(), html)
+    converted = html_to_text(protected)
+    pieces = _PLACEHOLDER.split(converted)
+    # split() gives text, index, text, index, ...: every span exactly once, in order.
+    indexes = pieces[1::2]
+    if indexes != [str(i) for i in range(len(spans))]:
+        return None
+    source = "".join(
+        piece if position % 2 == 0 else spans[int(piece)] for position, piece in enumerate(pieces)
+    )
+    try:
+        return _compile("text", source, sandbox.DERIVED_TEXT)
+    except TemplateInvalid:
+        return None
+
+
+# Private-use characters: not white space, not markup, kept as they are by html_to_text.
+_PLACEHOLDER = re.compile("\ue000([0-9]+)\ue001")
+
+
+class _Placeholders:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, match: re.Match[str]) -> str:
+        self.count += 1
+        return f"\ue000{self.count - 1}\ue001"
 
 
 def compile_parts(parts: TemplateParts) -> CompiledTemplate:

@@ -201,12 +201,13 @@ class _TemplateEnvironment(SandboxedEnvironment):
     code_generator_class = _MeteredCodeGenerator
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
-    def __init__(self, *, autoescape: bool) -> None:
+    def __init__(self, *, autoescape: bool, finalize: Callable[[Any], Any] | None = None) -> None:
         super().__init__(
             autoescape=autoescape,
             undefined=ChainableUndefined,
             auto_reload=False,
             cache_size=0,
+            finalize=finalize,
         )
         self.filters = {name: _metered_filter(FILTERS[name]) for name in _FILTERS}
         self.filters["join"] = _join
@@ -234,14 +235,14 @@ class _TemplateEnvironment(SandboxedEnvironment):
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
-        for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        for loader in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
             raise TemplateSyntaxError(
-                "include, import and extends are not supported", node.lineno, name, filename
+                "include, import and extends are not supported", loader.lineno, name, filename
             )
-        for node in tree.find_all(nodes.Getattr):
-            if node.attr.startswith("_"):
+        for access in tree.find_all(nodes.Getattr):
+            if access.attr.startswith("_"):
                 raise TemplateSyntaxError(
-                    f"access to {node.attr!r} is not allowed", node.lineno, name, filename
+                    f"access to {access.attr!r} is not allowed", access.lineno, name, filename
                 )
         for loop in tree.find_all(nodes.For):
             if loop.recursive:
@@ -292,8 +293,18 @@ class _TemplateEnvironment(SandboxedEnvironment):
         return _metered_costly(super().call(__context, __obj, *args, **kwargs))
 
 
+_TO_SPACE = str.maketrans("\t\r\n\f\v", "     ")
+
+
+def _spaced(value: Any) -> Any:
+    return value.translate(_TO_SPACE) if isinstance(value, str) else value
+
+
 HTML = _TemplateEnvironment(autoescape=True)
 PLAIN = _TemplateEnvironment(autoescape=False)
+# For text derived from an HTML template (rendering._text_template): a value's line
+# breaks become spaces, as converting the rendered HTML to text would make them.
+DERIVED_TEXT = _TemplateEnvironment(autoescape=False, finalize=_spaced)
 
 
 def run(render: Callable[[], str], limits: RenderLimits) -> str:

@@ -1,2 +1,2 @@
 """The admin API of workspace keys (``Authorization: Bearer phk_...``, scope admin):
-sending domains and the suppression list, in the native error shape."""
+sending domains, the suppression list and stored templates, in the native error shape."""

@@ -32,12 +32,13 @@ class ErrorBody(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": description}
     for code, description in {
-        400: "Validation error, monthly quota exceeded, or access suspended",
+        400: "Validation error, missing template variables, monthly quota exceeded, "
+        "or access suspended",
         401: "Token headers missing",
-        404: "Sender not registered with these tokens, or email not found",
+        404: "Sender not registered with these tokens, email or template not found",
         409: "Idempotency key reused or in flight; sending domain not verified",
         413: "Request, attachment or message too large",
-        422: "Attachment refused, or every recipient suppressed",
+        422: "Attachment refused, every recipient suppressed, or content does not compile",
         429: "Rate limited",
     }.items()
 }
@@ -48,7 +49,12 @@ class SenderNotRegistered(SenderNotFound):
 
 
 # A SendRequest field's canonical name -> the native payload's.
-FIELD_NAMES = {"sender": "from", "reply_to": "replyTo", "html": "body"}
+FIELD_NAMES = {
+    "sender": "from",
+    "reply_to": "replyTo",
+    "html": "body",
+    "recipient_variables": "recipientVariables",
+}
 
 _WORDING: dict[type[PosthouseError], Callable[[Any], str]] = {
     SenderNotRegistered: lambda error: "Sender email not registered",

@@ -36,7 +36,7 @@ from posthouse.sending import accept as accept_path
 from posthouse.sending import service as sending_service
 from posthouse.sending.accept import Action, IdempotencyKey
 from posthouse.sending.ids import reference_id
-from posthouse.sending.schemas import AttachmentInput, Caller, SendRequest
+from posthouse.sending.schemas import AttachmentInput, Caller, SendRequest, TemplateChoice
 from posthouse.sending.service import Accepted, SubmitOptions
 from posthouse.sending.validation import DEFAULT_LIMITS
 
@@ -82,7 +82,7 @@ def _parse(model: type[BaseModel], payload: dict[str, Any]) -> Any:
 def _request_from(
     payload: SendEmailPayload | ReplyEmailPayload, files: list[AttachmentInput]
 ) -> SendRequest:
-    return SendRequest(
+    request = SendRequest(
         sender=payload.from_ if isinstance(payload, SendEmailPayload) else None,
         to=list(payload.to or []),
         cc=list(payload.cc or []),
@@ -94,6 +94,12 @@ def _request_from(
         headers=dict(payload.headers or {}),
         attachments=files,
     )
+    if isinstance(payload, SendEmailPayload):
+        if payload.template is not None:
+            request.template = TemplateChoice(payload.template, payload.templateVersion)
+        request.variables = payload.variables
+        request.recipient_variables = payload.recipientVariables
+    return request
 
 
 def _formatted(addresses: list[dict[str, Any]]) -> list[str]:

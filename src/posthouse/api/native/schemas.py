@@ -38,10 +38,32 @@ class SendEmailPayload(BaseModel):
     cc: list[str] | None = Field(None, description="At most 50 addresses")
     bcc: list[str] | None = Field(None, description="At most 50; never shown in headers")
     replyTo: list[str] | None = Field(None, description="At most 50 addresses")
-    subject: str | None = Field(None, description="Required, 1 to 998 characters")
-    body: str | None = Field(None, description="Required HTML body; a text part is derived")
+    subject: str | None = Field(
+        None, description="1 to 998 characters; required unless the template has one"
+    )
+    body: str | None = Field(
+        None, description="HTML body, required unless a template is given; a text part is derived"
+    )
     text: str | None = Field(None, description="Optional plain-text alternative")
     headers: dict[str, str] | None = Field(None, description="Extra headers (X-...)")
+    template: str | int | None = Field(
+        None,
+        description="A stored template, by tpl_ id or number, instead of subject and body "
+        "(given with a template, they override its own)",
+    )
+    templateVersion: int | None = Field(
+        None, description="The template version to send; default the published one"
+    )
+    variables: dict[str, Any] | None = Field(
+        None,
+        description="Values for the template's {{ variables }}, for every recipient. "
+        "Without a template, subject, body and text are rendered as templates with them",
+    )
+    recipientVariables: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description='Values per recipient, over variables: {"alice@example.com": {...}}. '
+        "A send lacking a variable the template needs is refused (400)",
+    )
 
 
 class ReplyEmailPayload(BaseModel):
