@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.accounts.service import authenticate_sender
+from posthouse.db.models import Suppression
 from posthouse.delivery.worker import Worker
 from posthouse.errors import ValidationFailed
 from posthouse.sending import service as sending_service
@@ -20,7 +21,7 @@ from posthouse.templates import personalise
 from posthouse.templates.content import TemplateContent
 from posthouse.templates.rendering import CompiledTemplate
 from tests.conftest import AUTH_CACHE_SECONDS, SenderTokens, make_workspace_key, multipart
-from tests.helpers import NOTHING_STORED, message_row, settle, stored_rows
+from tests.helpers import NOTHING_STORED, count, message_row, settle, stored_rows
 from tests.smtp_server import SmtpServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -573,3 +574,36 @@ async def test_automatic_duplicate_detection_tells_sends_with_other_values_apart
 
     assert [duplicate for _, duplicate in outcomes] == [False, False, True]
     assert outcomes[1][0] == outcomes[2][0] != outcomes[0][0]
+
+
+async def test_a_copy_that_does_not_render_is_rejected_at_once_and_nobody_is_suppressed(
+    client: httpx.AsyncClient,
+    sender: SenderTokens,
+    sessionmaker: Sessionmaker,
+    worker: Worker,
+    smtp_server: SmtpServer,
+) -> None:
+    # Bob's value passes the send's checks (it is there) but breaks the arithmetic.
+    response = await send(
+        client,
+        sender,
+        to=["alice@example.com", "bob@example.com"],
+        subject="Your basket",
+        body="<p>{{ qty + 1 }} items</p>",
+        recipientVariables={"alice@example.com": {"qty": 2}, "bob@example.com": {"qty": "two"}},
+    )
+    assert response.status_code == 202, response.text
+
+    await settle(worker, sessionmaker)
+
+    shown = await client.get(
+        f"/api/v1/emails/{response.json()['referenceId']}", headers=sender.headers
+    )
+    recipients = {r["email"]: r for r in shown.json()["recipients"]}
+    assert recipients["alice@example.com"]["status"] == "sent"
+    assert html_of(by_recipient(smtp_server)["alice@example.com"]) == "<p>3 items</p>"
+    bob = recipients["bob@example.com"]
+    assert (bob["status"], bob["attempts"]) == ("rejected", 1)
+    assert bob["lastSmtpReply"].startswith("5.6.0 template: html: ")
+    assert list(by_recipient(smtp_server)) == ["alice@example.com"]
+    assert await count(sessionmaker, Suppression) == 0

@@ -8,6 +8,7 @@ import dns.exception
 import dns.resolver
 
 from posthouse.delivery.transports.base import Outcome, SendResult
+from posthouse.errors import TemplateRenderFailed
 
 # 5xx replies that mean "this relay will not take mail from us", not "no such recipient":
 # bouncing every queued message because a password expired would be wrong.
@@ -43,6 +44,9 @@ def outcome_for_code(code: int) -> Outcome:
 
 def classify(error: BaseException, *, remote_host: str | None = None) -> SendResult:
     match error:
+        case TemplateRenderFailed():
+            # Rendering is deterministic: trying again would fail the same way.
+            return SendResult(Outcome.REJECTED, None, f"5.6.0 template: {error.detail}", None)
         case NullMx():
             return SendResult(Outcome.BOUNCED, 556, f"5.1.10 {error}", remote_host)
         case dns.resolver.NXDOMAIN():

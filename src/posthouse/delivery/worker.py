@@ -330,6 +330,8 @@ class Worker:
             return DeliveryStatus.SENT, EventType.DELIVERY, None
         if outcome == Outcome.BOUNCED:
             return DeliveryStatus.BOUNCED, EventType.BOUNCE, None
+        if outcome == Outcome.REJECTED:
+            return DeliveryStatus.REJECTED, EventType.REJECT, None
         next_at = next_attempt_at(
             attempts=result.delivery.attempts,
             now=result.finished_at,

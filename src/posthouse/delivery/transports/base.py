@@ -9,6 +9,9 @@ class Outcome(StrEnum):
     SENT = "sent"  # the next hop accepted it (250)
     DEFERRED = "deferred"  # try again later (4xx, connection trouble, timeouts)
     BOUNCED = "bounced"  # permanent failure (5xx, no such domain)
+    # Never sent: this copy could not be made (its template did not render for this
+    # recipient's values). Not the address's fault: no bounce, no suppression.
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
