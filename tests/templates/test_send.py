@@ -607,3 +607,13 @@ async def test_a_copy_that_does_not_render_is_rejected_at_once_and_nobody_is_sup
     assert bob["lastSmtpReply"].startswith("5.6.0 template: html: ")
     assert list(by_recipient(smtp_server)) == ["alice@example.com"]
     assert await count(sessionmaker, Suppression) == 0
+
+
+async def test_a_template_version_without_a_template_is_a_400(
+    client: httpx.AsyncClient, sender: SenderTokens, sessionmaker: Sessionmaker
+) -> None:
+    response = await send(client, sender, subject="Hi", body="<p>x</p>", templateVersion=2)
+
+    assert response.status_code == 400
+    assert "templateVersion is given without a template" in response.json()["message"]
+    assert await stored_rows(sessionmaker) == NOTHING_STORED

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # The token and Idempotency-Key headers are read from request.headers and documented
 # here: FastAPI's extraction of header parameters cost ~4% of the api's instructions per
@@ -64,6 +64,12 @@ class SendEmailPayload(BaseModel):
         description='Values per recipient, over variables: {"alice@example.com": {...}}. '
         "A send lacking a variable the template needs is refused (400)",
     )
+
+    @model_validator(mode="after")
+    def _version_of_a_template(self) -> "SendEmailPayload":
+        if self.templateVersion is not None and self.template is None:
+            raise ValueError("templateVersion is given without a template")
+        return self
 
 
 class ReplyEmailPayload(BaseModel):
