@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     mx_rate_per_destination: float = Field(50.0, ge=0, description="sends/s, 0 = unlimited")
     mx_messages_per_connection: int = Field(100, ge=1)
     mx_slowdown_seconds: float = Field(60.0, ge=0)
+    # A block (the sending IP or domain refused, delivery/classify.py): "defer" retries
+    # the copy while the destination backs off, "fail" fails it at once. Neither
+    # suppresses the recipient or counts toward the bounce rate.
+    block_action: str = Field("defer", description="defer or fail")
+    block_backoff_seconds: float = Field(900.0, gt=0, description="first backoff after a block")
+    block_backoff_max_seconds: float = Field(
+        4 * 3600.0, gt=0, description="backoffs double up to this while blocks go on"
+    )
     inbound_bind: str = "127.0.0.1:2525"
     inbound_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 
@@ -80,6 +88,13 @@ class Settings(BaseSettings):
     def _known_tls_policy(cls, value: str) -> str:
         if value not in {"opportunistic", "require", "require_verified"}:
             raise ValueError("tls_policy must be opportunistic, require or require_verified")
+        return value
+
+    @field_validator("block_action")
+    @classmethod
+    def _known_block_action(cls, value: str) -> str:
+        if value not in {"defer", "fail"}:
+            raise ValueError("block_action must be defer or fail")
         return value
 
     def check_production_secrets(self) -> None:

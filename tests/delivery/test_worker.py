@@ -443,6 +443,8 @@ class TestLeases:
                             "b_next_attempt_at": utcnow(),
                             "b_code": 250,
                             "b_reply": reply,
+                            "b_class": None,
+                            "b_subclass": None,
                             "b_sent_at": utcnow(),
                             "b_updated_at": utcnow(),
                         }

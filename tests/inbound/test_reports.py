@@ -1,10 +1,11 @@
-"""Report parsing and bounce classification, without a database."""
+"""Report parsing and DSN classification, without a database."""
 
 import string
 
 import pytest
 
-from posthouse.inbound.reports import ReportKind, classify_bounce, parse_report
+from posthouse.delivery.classify import classify_dsn
+from posthouse.inbound.reports import ReportKind, parse_report
 from tests.inbound.conftest import SAMPLES
 
 VALUES = {
@@ -21,27 +22,31 @@ def sample(name: str) -> bytes:
     return string.Template((SAMPLES / f"{name}.eml").read_text()).substitute(VALUES).encode()
 
 
-class TestClassifyBounce:
+class TestClassifyDsn:
+    """A DSN's recipient line through the one classifier (delivery/classify.py)."""
+
     @pytest.mark.parametrize(
         ("status", "expected"),
         [
             ("5.1.1", ("Permanent", "NoEmail")),
             ("5.1.10", ("Permanent", "NoEmail")),
-            ("5.0.0", ("Permanent", "General")),
+            ("5.0.0", ("Undetermined", "General")),
             ("5.2.2", ("Transient", "MailboxFull")),
             ("5.3.4", ("Transient", "MessageTooLarge")),
-            ("5.7.1", ("Transient", "ContentRejected")),
+            ("5.7.1", ("Transient", "Blocked")),
             ("4.4.1", ("Transient", "General")),
-            (None, ("Transient", "General")),
+            (None, ("Undetermined", "General")),
         ],
     )
     def test_the_enhanced_status_code_decides(
         self, status: str | None, expected: tuple[str, str]
     ) -> None:
-        assert classify_bounce(status) == expected
+        verdict = classify_dsn(status, None)
+        assert (verdict.bounce_type, verdict.bounce_subtype) == expected
 
     def test_a_status_in_the_diagnostic_is_used_when_the_field_is_missing(self) -> None:
-        assert classify_bounce(None, "550 5.1.1 user unknown") == ("Permanent", "NoEmail")
+        verdict = classify_dsn(None, "550 5.1.1 user unknown")
+        assert (verdict.bounce_type, verdict.bounce_subtype) == ("Permanent", "NoEmail")
 
 
 class TestParseReport:

@@ -254,6 +254,10 @@ class Delivery(IdMixin, CreatedAtMixin, Base):
     sent_at: Mapped[datetime | None]
     tracking_token: Mapped[str] = mapped_column(String(40), unique=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Why the last attempt failed (delivery/classify.py): hard, soft, block, auth,
+    # content, infrastructure or unknown, and a subclass. None once sent.
+    failure_class: Mapped[str | None] = mapped_column(String(16))
+    failure_subclass: Mapped[str | None] = mapped_column(String(32))
 
 
 class DeliveryAttempt(IdMixin, Base):
@@ -288,6 +292,24 @@ class Event(IdMixin, Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[dict[str, Any]]
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class DestinationBlock(IdMixin, Base):
+    """A destination (recipient domain) refusing a workspace's mail from one sending
+    domain as a block: since when, and what it said last. Gone once a delivery there
+    succeeds again (delivery/blocks.py)."""
+
+    __tablename__ = "destination_block"
+    __table_args__ = (UniqueConstraint("workspace_id", "sending_domain", "destination"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    sending_domain: Mapped[str] = mapped_column(String(255))
+    destination: Mapped[str] = mapped_column(String(255))
+    since: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    subclass: Mapped[str] = mapped_column(String(32))
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str] = mapped_column(Text)
 
 
 class Suppression(IdMixin, CreatedAtMixin, Base):

@@ -7,13 +7,31 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, insert, select, text, update
+from sqlalchemy import (
+    TextClause,
+    Update,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.db import dialect as db_dialect
 from posthouse.db.arrays import column_arrays, insert_rows, unnested
-from posthouse.db.models import Attachment, Delivery, DeliveryAttempt, DeliveryStatus, Message
+from posthouse.db.models import (
+    Attachment,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    DestinationBlock,
+    Message,
+)
+from posthouse.delivery.classify import Verdict
 
 _delivery = db_dialect.table_of(Delivery)
 
@@ -65,6 +83,8 @@ _RECORD = (
         next_attempt_at=bindparam("b_next_attempt_at"),
         last_smtp_code=bindparam("b_code"),
         last_smtp_reply=bindparam("b_reply"),
+        failure_class=bindparam("b_class"),
+        failure_subclass=bindparam("b_subclass"),
         sent_at=bindparam("b_sent_at"),
         updated_at=bindparam("b_updated_at"),
         lease_owner=None,
@@ -163,6 +183,51 @@ class QueueRepository:
         await insert_rows(self.session, table, attempts, elsewhere=insert(table))
 
 
+class BlockRepository:
+    """Destinations that block a workspace's mail from one of its sending domains."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def seen(self, rows: list[dict[str, Any]]) -> None:
+        """Add blocks, or refresh one already stored (its ``since`` stays)."""
+        if not rows:
+            return
+        statement = db_dialect.insert(db_dialect.name_of(self.session), DestinationBlock)
+        statement = statement.on_conflict_do_update(
+            index_elements=["workspace_id", "sending_domain", "destination"],
+            set_={
+                "last_seen_at": statement.excluded.last_seen_at,
+                "subclass": statement.excluded.subclass,
+                "smtp_code": statement.excluded.smtp_code,
+                "reply": statement.excluded.reply,
+            },
+        )
+        await self.session.execute(statement, rows)
+
+    async def clear(self, keys: list[tuple[uuid.UUID, str, str]]) -> None:
+        """Forget blocks once mail from the same workspace and domain got through."""
+        if not keys:
+            return
+        table = db_dialect.table_of(DestinationBlock)
+        await self.session.execute(
+            delete(table).where(
+                tuple_(table.c.workspace_id, table.c.sending_domain, table.c.destination).in_(keys)
+            )
+        )
+
+    async def of(
+        self, workspace_id: uuid.UUID, *, sending_domain: str | None = None
+    ) -> list[DestinationBlock]:
+        statement = select(DestinationBlock).where(DestinationBlock.workspace_id == workspace_id)
+        if sending_domain is not None:
+            statement = statement.where(DestinationBlock.sending_domain == sending_domain)
+        rows = await self.session.scalars(
+            statement.order_by(DestinationBlock.since, DestinationBlock.destination)
+        )
+        return list(rows)
+
+
 # An outcome's keys (as record_outcomes takes them, after "b_") and the delivery columns
 # they set.
 _OUTCOME = {
@@ -172,6 +237,8 @@ _OUTCOME = {
     "next_attempt_at": "next_attempt_at",
     "code": "last_smtp_code",
     "reply": "last_smtp_reply",
+    "class": "failure_class",
+    "subclass": "failure_subclass",
     "sent_at": "sent_at",
     "updated_at": "updated_at",
 }
@@ -218,17 +285,26 @@ class DeliveryStateRepository:
         )
 
     async def release_held(self, workspace_id: uuid.UUID, *, now: datetime) -> int:
-        result = await self.session.execute(
-            update(Delivery)
-            .where(Delivery.workspace_id == workspace_id, Delivery.status == DeliveryStatus.HELD)
-            .values(status=DeliveryStatus.QUEUED, next_attempt_at=now, updated_at=now)
-        )
+        result = await self.session.execute(release_held_statement(workspace_id, now=now))
         return db_dialect.rowcount(result)
 
-    async def mark_bounced(self, delivery_id: uuid.UUID) -> None:
-        """A delivery the next hop accepted, then returned: show it as bounced."""
+    async def mark_bounced(self, delivery_id: uuid.UUID, verdict: Verdict) -> None:
+        """A delivery the next hop accepted, then returned: show it as bounced, and why."""
         await self.session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENT)
-            .values(status=DeliveryStatus.BOUNCED)
+            .values(
+                status=DeliveryStatus.BOUNCED,
+                failure_class=str(verdict.klass),
+                failure_subclass=verdict.subclass,
+            )
         )
+
+
+def release_held_statement(workspace_id: uuid.UUID, *, now: datetime) -> Update:
+    """Also run on a plain connection (delivery/reclassify.py, from a migration)."""
+    return (
+        update(Delivery)
+        .where(Delivery.workspace_id == workspace_id, Delivery.status == DeliveryStatus.HELD)
+        .values(status=DeliveryStatus.QUEUED, next_attempt_at=now, updated_at=now)
+    )

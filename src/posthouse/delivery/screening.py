@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.db.base import utcnow
 from posthouse.db.models import DeliveryStatus
+from posthouse.delivery.classify import Verdict
 from posthouse.delivery.repository import ClaimedDelivery, DeliveryStateRepository
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
@@ -65,6 +66,6 @@ async def release_held(session: AsyncSession, *, workspace_id: uuid.UUID) -> int
     return await DeliveryStateRepository(session).release_held(workspace_id, now=utcnow())
 
 
-async def mark_bounced(session: AsyncSession, *, delivery_id: uuid.UUID) -> None:
-    """A delivery the next hop accepted, then returned: show it as bounced."""
-    await DeliveryStateRepository(session).mark_bounced(delivery_id)
+async def mark_bounced(session: AsyncSession, *, delivery_id: uuid.UUID, verdict: Verdict) -> None:
+    """A delivery the next hop accepted, then returned: show it as bounced, and why."""
+    await DeliveryStateRepository(session).mark_bounced(delivery_id, verdict)

@@ -27,10 +27,12 @@ from posthouse.config import Settings
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import DeliveryStatus
 from posthouse.delivery import screening
+from posthouse.delivery.blocks import DestinationBlocks, Judged, destination_of
+from posthouse.delivery.classify import BounceClass
 from posthouse.delivery.content import MessageContent, RecipientHook, from_domain, mime_content
 from posthouse.delivery.envelope import envelope_sender
 from posthouse.delivery.outcomes import classify
-from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
+from posthouse.delivery.repository import BlockRepository, ClaimedDelivery, QueueRepository
 from posthouse.delivery.retry import next_attempt_at
 from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult, Transport
 from posthouse.domains import service as domains_service
@@ -49,9 +51,13 @@ _RENEW_BATCH = 500
 @dataclass(frozen=True)
 class _Result:
     delivery: ClaimedDelivery
-    send: SendResult
+    judged: Judged
     started_at: datetime
     finished_at: datetime
+
+    @property
+    def send(self) -> SendResult:
+        return self.judged.send
 
 
 class Worker:
@@ -83,6 +89,11 @@ class Worker:
         self._results: asyncio.Queue[_Result] = asyncio.Queue()
         self._contents: OrderedDict[uuid.UUID, MessageContent] = OrderedDict()
         self._last_sweep = 0.0
+        self._blocks = DestinationBlocks(
+            action=settings.block_action,
+            backoff_seconds=settings.block_backoff_seconds,
+            max_backoff_seconds=settings.block_backoff_max_seconds,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; sends in flight then finish and are recorded."""
@@ -232,6 +243,12 @@ class Worker:
     async def _deliver(self, delivery: ClaimedDelivery, content: MessageContent) -> None:
         async with self._send_slots:
             started = utcnow()
+            sending_domain = from_domain(content.message)
+            # A destination that blocks us is not sent to until its backoff ends.
+            held = self._blocks.held_back(delivery, sending_domain=sending_domain)
+            if held is not None:
+                await self._results.put(_Result(delivery, held, started, utcnow()))
+                return
             try:
                 identity = content.identity
                 mail = OutgoingMail(
@@ -252,7 +269,8 @@ class Worker:
             except Exception as error:
                 log.warning("delivery %s failed: %r", delivery.id, error)
                 result = classify(error)
-            await self._results.put(_Result(delivery, result, started, utcnow()))
+            judged = self._blocks.judge(result, delivery, sending_domain=sending_domain)
+            await self._results.put(_Result(delivery, judged, started, utcnow()))
 
     async def _record_forever(self) -> None:
         while True:
@@ -277,7 +295,7 @@ class Worker:
     async def _record(self, session: AsyncSession, batch: list[_Result]) -> None:
         updates, attempts, events = [], [], []
         for result in batch:
-            delivery, send = result.delivery, result.send
+            delivery, send, verdict = result.delivery, result.send, result.judged.verdict
             status, event_type, next_at = self._status_after(result)
             reply = send.reply
             if status == DeliveryStatus.BOUNCED and send.outcome == Outcome.DEFERRED:
@@ -290,6 +308,8 @@ class Worker:
                     "b_next_attempt_at": next_at or result.finished_at,
                     "b_code": send.code,
                     "b_reply": reply[:2000],
+                    "b_class": str(verdict.klass) if verdict else None,
+                    "b_subclass": verdict.subclass if verdict else None,
                     "b_sent_at": result.finished_at if status == DeliveryStatus.SENT else None,
                     "b_updated_at": result.finished_at,
                 }
@@ -323,6 +343,7 @@ class Worker:
         await queue.record_outcomes(owner=self.owner, updates=updates)
         await queue.add_attempts(attempts)
         await events_service.ingest(session, events)
+        await _record_blocks(session, batch)
 
     def _status_after(self, result: _Result) -> tuple[DeliveryStatus, EventType, datetime | None]:
         outcome = result.send.outcome
@@ -356,6 +377,32 @@ async def _cancel(*tasks: asyncio.Task[None]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _record_blocks(session: AsyncSession, batch: list[_Result]) -> None:
+    """Blocks first seen in this batch, and blocks that a delivery got past."""
+    sightings = [r.judged.sighting for r in batch if r.judged.sighting is not None]
+    cleared = [r.judged.cleared for r in batch if r.judged.cleared is not None]
+    if not sightings and not cleared:
+        return
+    blocks = BlockRepository(session)
+    await blocks.clear(cleared)
+    await blocks.seen(
+        [
+            {
+                "id": new_id(),
+                "workspace_id": s.workspace_id,
+                "sending_domain": s.sending_domain,
+                "destination": s.destination,
+                "since": s.since,
+                "last_seen_at": utcnow(),
+                "subclass": s.verdict.subclass,
+                "smtp_code": s.code,
+                "reply": s.reply[:2000],
+            }
+            for s in sightings
+        ]
+    )
+
+
 def _event_data(result: _Result, status: DeliveryStatus, reply: str) -> dict[str, object]:
     data: dict[str, object] = {
         "recipient": result.delivery.recipient,
@@ -364,8 +411,16 @@ def _event_data(result: _Result, status: DeliveryStatus, reply: str) -> dict[str
         "remote_host": result.send.remote_host,
         "attempt": result.delivery.attempts,
     }
-    if status == DeliveryStatus.BOUNCED:
-        permanent = result.send.outcome == Outcome.BOUNCED
-        data["bounce_type"] = "Permanent" if permanent else "Transient"
-        data["bounce_subtype"] = "General" if permanent else "QueueLifetimeExpired"
+    verdict = result.judged.verdict
+    if verdict is None:
+        return data
+    if status != DeliveryStatus.BOUNCED:
+        data |= {"class": str(verdict.klass), "subclass": verdict.subclass}
+    elif result.send.outcome == Outcome.BOUNCED:
+        data |= verdict.event_data()
+    else:
+        # Retries ran out: a transient failure of this copy, not a verdict on the recipient.
+        data |= verdict.expired().event_data()
+    if verdict.klass == BounceClass.BLOCK:
+        data["destination"] = destination_of(result.delivery.recipient)
     return data

@@ -66,32 +66,6 @@ class ParsedReport:
         return [r for r in self.recipients if r.action == wanted]
 
 
-# Bounce vocabulary (type / subtype) as SES and seed 004 name it.
-PERMANENT = "Permanent"
-TRANSIENT = "Transient"
-
-
-def classify_bounce(status: str | None, diagnostic: str | None = None) -> tuple[str, str]:
-    """Type and subtype of a bounce from its enhanced status code (RFC 3463).
-
-    Only a verdict about the address is Permanent, because Permanent suppresses it: a
-    full mailbox, a message too large or a rejected content say nothing about whether the
-    address exists, so they are Transient, as SES classifies them."""
-    code = status or _status_in(diagnostic or "") or ""
-    klass, _, detail = code.partition(".")
-    if detail == "2.2" or (detail == "2.0" and "full" in (diagnostic or "").lower()):
-        return TRANSIENT, "MailboxFull"
-    if detail in {"2.3", "3.4"}:
-        return TRANSIENT, "MessageTooLarge"
-    if detail.startswith("7."):
-        return TRANSIENT, "ContentRejected"
-    if klass == "5":
-        if detail.startswith("1."):
-            return PERMANENT, "NoEmail"
-        return PERMANENT, "General"
-    return TRANSIENT, "General"
-
-
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Delivery, InboundReport
 from posthouse.delivery import screening
+from posthouse.delivery.classify import Verdict, classify_dsn
 from posthouse.delivery.envelope import looks_like_verp, parse_verp
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
@@ -31,7 +32,6 @@ from posthouse.inbound.reports import (
     ParsedReport,
     RecipientStatus,
     ReportKind,
-    classify_bounce,
     parse_report,
 )
 from posthouse.inbound.repository import InboundRepository
@@ -84,8 +84,11 @@ async def process_report(
         delivery, detail = await _attribute(inbound, parsed, rcpt_tos=rcpt_tos, secret=secret)
     kind = parsed.kind if parsed else ReportKind.OTHER
     events: list[events_service.NewEvent] = []
+    verdict: Verdict | None = None
     if parsed is not None and delivery is not None:
-        events = _events(parsed, delivery, report_id=str(report_id), occurred_at=_date(raw))
+        events, verdict = _events(
+            parsed, delivery, report_id=str(report_id), occurred_at=_date(raw)
+        )
         if not events:
             detail = f"{detail}; nothing to record ({kind})"
     if events:
@@ -111,7 +114,8 @@ async def process_report(
     if events:
         await events_service.ingest(session, events)
         if any(e.type == EventType.BOUNCE for e in events) and delivery is not None:
-            await screening.mark_bounced(session, delivery_id=delivery.id)
+            assert verdict is not None
+            await screening.mark_bounced(session, delivery_id=delivery.id, verdict=verdict)
     return InboundOutcome(str(report_id), status, str(kind), detail, len(events))
 
 
@@ -154,7 +158,8 @@ async def _attribute(
 
 def _events(
     parsed: ParsedReport, delivery: Delivery, *, report_id: str, occurred_at: datetime
-) -> list[events_service.NewEvent]:
+) -> tuple[list[events_service.NewEvent], Verdict | None]:
+    """The events a report records, and the class of the failure it reports."""
     common = {
         "recipient": delivery.recipient,
         "source": "inbound",
@@ -164,7 +169,7 @@ def _events(
     if parsed.kind == ReportKind.COMPLAINT and parsed.feedback is not None:
         feedback = parsed.feedback
         if feedback.feedback_type not in _COMPLAINT_TYPES:
-            return []
+            return [], None
         data = {
             **common,
             "feedback_type": feedback.feedback_type,
@@ -173,12 +178,13 @@ def _events(
             "source_ip": feedback.source_ip,
         }
         key = f"inbound:{delivery.id}:complaint:{feedback.feedback_type}"
-        return [_event(delivery, EventType.COMPLAINT, occurred_at, key, data)]
+        return [_event(delivery, EventType.COMPLAINT, occurred_at, key, data)], None
     if parsed.kind not in {ReportKind.BOUNCE, ReportKind.DELAY}:
-        return []
+        return [], None
     line = _line_for(parsed.failed(), delivery.recipient)
     if line is None:
-        return []
+        return [], None
+    verdict = classify_dsn(line.status, line.diagnostic)
     data = {
         **common,
         "status": line.status,
@@ -188,12 +194,12 @@ def _events(
         "remote_mta": line.remote_mta,
     }
     if parsed.kind == ReportKind.DELAY:
+        data |= {"class": str(verdict.klass), "subclass": verdict.subclass}
         key = f"inbound:{delivery.id}:delay:{_short_hash(line.status, line.diagnostic)}"
-        return [_event(delivery, EventType.DELIVERY_DELAY, occurred_at, key, data)]
-    bounce_type, subtype = classify_bounce(line.status, line.diagnostic)
-    data |= {"bounce_type": bounce_type, "bounce_subtype": subtype}
-    key = f"inbound:{delivery.id}:bounce:{line.status or '-'}:{bounce_type}"
-    return [_event(delivery, EventType.BOUNCE, occurred_at, key, data)]
+        return [_event(delivery, EventType.DELIVERY_DELAY, occurred_at, key, data)], verdict
+    data |= verdict.event_data()
+    key = f"inbound:{delivery.id}:bounce:{line.status or '-'}:{verdict.bounce_type}"
+    return [_event(delivery, EventType.BOUNCE, occurred_at, key, data)], verdict
 
 
 def _line_for(lines: list[RecipientStatus], recipient: str) -> RecipientStatus | None:

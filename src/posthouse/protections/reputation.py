@@ -45,11 +45,20 @@ def ensure_not_suspended(workspace: Workspace) -> None:
         raise WorkspaceSuspended(reason)
 
 
-async def rates(session: AsyncSession, *, workspace: Workspace, now: datetime) -> Rates:
+def window_start(workspace: Workspace, *, now: datetime) -> datetime:
     since = now - timedelta(days=workspace.rate_window_days)
     if workspace.rates_reset_at is not None and workspace.rates_reset_at > since:
         since = workspace.rates_reset_at
+    return since
+
+
+async def rates(session: AsyncSession, *, workspace: Workspace, now: datetime) -> Rates:
+    since = window_start(workspace, now=now)
     counts = await ReputationRepository(session).outcome_counts(workspace.id, since=since)
+    return rates_from_counts(counts, workspace=workspace, since=since)
+
+
+def rates_from_counts(counts: dict[str, int], *, workspace: Workspace, since: datetime) -> Rates:
     bounced = counts.get("bounced", 0)
     volume = counts.get("delivered", 0) + bounced
     return Rates(
@@ -71,15 +80,22 @@ async def judge(session: AsyncSession, *, workspace_id: uuid.UUID) -> Rates | No
     current = await rates(session, workspace=workspace, now=now)
     if not current.judged:
         return current
-    reason = None
-    if current.bounce_rate > workspace.max_bounce_rate:
-        reason = HIGH_BOUNCE_RATE
-    elif current.complaint_rate > workspace.max_complaint_rate:
-        reason = HIGH_COMPLAINT_RATE
+    reason = exceeded(current, workspace=workspace)
     if reason is not None:
         await ReputationRepository(session).suspend(workspace.id, reason=reason, now=now)
         await session.refresh(workspace)
     return current
+
+
+def exceeded(current: Rates, *, workspace: Workspace) -> str | None:
+    """The suspension reason the rates call for, if any."""
+    if not current.judged:
+        return None
+    if current.bounce_rate > workspace.max_bounce_rate:
+        return HIGH_BOUNCE_RATE
+    if current.complaint_rate > workspace.max_complaint_rate:
+        return HIGH_COMPLAINT_RATE
+    return None
 
 
 async def unsuspend(session: AsyncSession, *, workspace: Workspace) -> bool:
