@@ -2,7 +2,16 @@
 
 import typer
 
-from posthouse.cli import domains, keys, senders, server, suppressions, templates, workspaces
+from posthouse.cli import (
+    bounces,
+    domains,
+    keys,
+    senders,
+    server,
+    suppressions,
+    templates,
+    workspaces,
+)
 
 app = typer.Typer(
     help="posthouse: a self-hosted transactional email API server.", no_args_is_help=True
@@ -16,3 +25,4 @@ app.command()(server.demo)
 app.add_typer(workspaces.app, name="workspace")
 app.add_typer(suppressions.app, name="suppression")
 app.add_typer(templates.app, name="template")
+app.command()(bounces.reclassify)

@@ -1,5 +1,6 @@
 """``posthouse domain``: sending domains, their DNS records and DKIM keys."""
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from posthouse.cli.common import (
     run,
     with_session,
 )
+from posthouse.cli.workspaces import print_blocks
 from posthouse.config import get_settings
 
 app = typer.Typer(
@@ -42,12 +44,17 @@ def _domain_command(
         raise typer.Exit(2) from None
 
 
-def _print_domain(detail: Any, *, as_json: bool) -> None:
+def _print_domain(
+    detail: Any, *, as_json: bool, blocks: list[dict[str, Any]] | None = None
+) -> None:
     from posthouse.domains.schemas import domain_read
 
     shown = domain_read(detail)
     if as_json:
-        typer.echo(shown.model_dump_json(indent=2))
+        if blocks is None:
+            typer.echo(shown.model_dump_json(indent=2))
+        else:
+            typer.echo(json.dumps({**shown.model_dump(mode="json"), "blocks": blocks}, indent=2))
         return
     state = "verified" if shown.verified else "NOT verified"
     typer.echo(f"domain:       {shown.name} ({state})")
@@ -62,6 +69,9 @@ def _print_domain(detail: Any, *, as_json: bool) -> None:
         typer.echo(f"            {record.value}")
         if record.detail and not record.verified:
             typer.echo(f"            last check: {record.detail}")
+    if blocks:
+        typer.echo("")
+        print_blocks(blocks)
 
 
 @app.command("add")
@@ -129,17 +139,19 @@ def domain_verify(
 def domain_show(
     domain: DomainArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
 ) -> None:
-    """Print the domain's records and their state as last checked."""
+    """Print the domain's records and their state as last checked, and who blocks its mail."""
+    from posthouse.delivery import blocks
     from posthouse.domains import service as domains_service
 
-    detail = _domain_command(
-        lambda session, workspace_id: domains_service.get_domain(
-            session, workspace_id=workspace_id, name=domain
-        ),
-        domain=domain,
-        workspace=workspace,
-    )
-    _print_domain(detail, as_json=as_json)
+    async def show(session: Any, workspace_id: Any) -> tuple[Any, list[dict[str, Any]]]:
+        detail = await domains_service.get_domain(session, workspace_id=workspace_id, name=domain)
+        blocked = await blocks.listed(
+            session, workspace_id=workspace_id, sending_domain=detail.domain.name
+        )
+        return detail, blocked
+
+    detail, blocked = _domain_command(show, domain=domain, workspace=workspace)
+    _print_domain(detail, as_json=as_json, blocks=blocked)
 
 
 @app.command("rotate-dkim")

@@ -32,6 +32,15 @@ def _print_workspace(report: dict[str, Any], *, as_json: bool) -> None:
         typer.echo(f"suspended:       since {report['suspendedAt']}: {report['suspensionReason']}")
     else:
         typer.echo("suspended:       no")
+    print_blocks(report["blocks"])
+
+
+def print_blocks(blocks: list[dict[str, Any]]) -> None:
+    """Destinations blocking the mail, one line each (also ``posthouse domain show``)."""
+    from posthouse.delivery.blocks import describe
+
+    for block in blocks:
+        typer.echo(f"{block['sendingDomain']}: {describe(block)}")
 
 
 @app.command("create")

@@ -20,10 +20,13 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.db.base import utcnow
 from posthouse.delivery.classify import BounceClass, Verdict, classify_reply
+from posthouse.delivery.repository import BlockRepository
 from posthouse.delivery.transports.base import Outcome, SendResult
 
 log = logging.getLogger(__name__)
@@ -177,3 +180,26 @@ class DestinationBlocks:
             code=backoff.code,
             reply=backoff.reply,
         )
+
+
+async def listed(
+    session: AsyncSession, *, workspace_id: uuid.UUID, sending_domain: str | None = None
+) -> list[dict[str, Any]]:
+    """A workspace's current blocks (or one sending domain's), as ``workspace show`` and
+    ``domain show`` print them."""
+    rows = await BlockRepository(session).of(workspace_id, sending_domain=sending_domain)
+    return [
+        {
+            "destination": row.destination,
+            "sendingDomain": row.sending_domain,
+            "since": row.since.isoformat(),
+            "lastSeenAt": row.last_seen_at.isoformat(),
+            "subclass": row.subclass,
+            "reply": f"{row.smtp_code} {row.reply}" if row.smtp_code else row.reply,
+        }
+        for row in rows
+    ]
+
+
+def describe(block: dict[str, Any]) -> str:
+    return f"blocked by {block['destination']} since {block['since']}: {block['reply']}"

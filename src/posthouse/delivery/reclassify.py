@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
+from posthouse.db.base import utcnow
+from posthouse.db.engine import create_engine
 from posthouse.db.models import Delivery, DeliveryStatus, Event, Suppression, Workspace
 from posthouse.delivery.classify import (
     PERMANENT,
@@ -228,3 +230,18 @@ def _lift_suspensions(connection: Connection, now: datetime, report: ReclassifyR
         released = connection.execute(release_held_statement(workspace.id, now=now))
         report.workspaces_unsuspended.append(workspace.name)
         report.deliveries_released += released.rowcount or 0
+
+
+async def run(database_url: str, *, dry_run: bool) -> ReclassifyReport:
+    """``posthouse reclassify``: one transaction, rolled back for a dry run."""
+    engine = create_engine(database_url, null_pool=True)
+    try:
+        async with engine.connect() as connection:
+            report = await connection.run_sync(lambda c: reclassify(c, now=utcnow()))
+            if dry_run:
+                await connection.rollback()
+            else:
+                await connection.commit()
+        return report
+    finally:
+        await engine.dispose()

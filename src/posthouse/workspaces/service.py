@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posthouse.accounts.repository import AccountRepository
 from posthouse.db.base import utcnow
 from posthouse.db.models import Workspace
-from posthouse.delivery import screening
+from posthouse.delivery import blocks, screening
 from posthouse.errors import NotFound, ValidationFailed
 from posthouse.protections import quota, reputation
 
@@ -107,6 +107,7 @@ async def report(session: AsyncSession, *, name: str) -> dict[str, Any]:
         "suspended": workspace.suspended_at is not None,
         "suspendedAt": workspace.suspended_at.isoformat() if workspace.suspended_at else None,
         "suspensionReason": workspace.suspension_reason,
+        "blocks": await blocks.listed(session, workspace_id=workspace.id),
     }
 
 

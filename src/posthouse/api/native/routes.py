@@ -277,6 +277,8 @@ def _recipient(delivery: Delivery) -> dict[str, Any]:
         "sentAt": delivery.sent_at,
         "lastSmtpCode": delivery.last_smtp_code,
         "lastSmtpReply": delivery.last_smtp_reply,
+        "failureClass": delivery.failure_class,
+        "failureSubclass": delivery.failure_subclass,
     }
 
 

@@ -153,6 +153,11 @@ class RecipientStatus(BaseModel):
     sentAt: datetime | None
     lastSmtpCode: int | None
     lastSmtpReply: str | None
+    failureClass: str | None = Field(
+        description="why the last attempt failed: hard, soft, block, auth, content, "
+        "infrastructure or unknown (docs/bounces.md)"
+    )
+    failureSubclass: str | None
 
 
 class AttachmentInfo(BaseModel):
