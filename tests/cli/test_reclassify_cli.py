@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from posthouse import cli
 from posthouse.config import Settings, get_settings
 from posthouse.db.base import utcnow
-from posthouse.db.models import Delivery, Event, Suppression, Workspace
+from posthouse.db.models import Delivery, Domain, Event, Suppression, Workspace
 from posthouse.delivery.worker import Worker
 from posthouse.protections.suppression import AutomaticEntry, SuppressionReason, add_automatic
 from tests.conftest import SenderTokens
@@ -154,3 +154,35 @@ async def test_a_dry_run_counts_then_the_run_lifts(
     # A second run finds nothing left to change.
     again = await _cli("reclassify")
     assert "bounce events changed:     0" in again
+
+
+async def test_workspace_show_and_domain_show_print_who_blocks_the_mail(
+    client: httpx.AsyncClient,
+    sender: SenderTokens,
+    sessionmaker: Sessionmaker,
+    worker: Worker,
+    smtp_server: SmtpServer,
+    posthouse: None,
+) -> None:
+    async with sessionmaker.begin() as session:
+        workspace = await session.scalar(select(Workspace))
+        assert workspace is not None
+        session.add(
+            Domain(
+                workspace_id=workspace.id,
+                name="yourstore.example",
+                return_path_domain="bounces.yourstore.example",
+            )
+        )
+    smtp_server.handler.rcpt_replies.append(BLOCKED)
+    assert (await send(client, sender, ["someone@example.com"])).status_code == 202
+    await settle(worker, sessionmaker)
+
+    shown = await _cli("workspace", "show", "acme")
+    domain = await _cli("domain", "show", "yourstore.example")
+
+    line = "yourstore.example: blocked by example.com since "
+    assert line in shown
+    assert line in domain
+    assert shown.rstrip().endswith(f": {BLOCKED}")
+    assert domain.rstrip().endswith(f": {BLOCKED}")
