@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posthouse.app import create_app
 from posthouse.config import Settings
 from posthouse.db.models import Delivery, Event, Suppression
+from tests.helpers import wait_until
 from tests.inbound.conftest import Sent
 from tests.inbound.test_listener import smtp
 
@@ -90,6 +91,13 @@ async def test_a_dsn_of_each_class(
     bounce_type: str,
     bounce_subtype: str,
 ) -> None:
+    async def delivered() -> bool:
+        # The embedded worker may hold the delivery still: a DSN is about mail sent.
+        async with sessionmaker() as session:
+            delivery = await session.get(Delivery, sent.delivery.id)
+            return delivery is not None and delivery.status == "sent"
+
+    await wait_until(delivered)
     raw = sent.sample("postfix_dsn").decode()
     diagnostic_line = POSTFIX_DIAGNOSTIC.replace("$recipient", sent.delivery.recipient)
     diagnostic_line = diagnostic_line.replace("\n", "\r\n")
