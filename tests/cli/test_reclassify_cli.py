@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from posthouse import cli
 from posthouse.config import Settings, get_settings
 from posthouse.db.base import utcnow
+from posthouse.db.migrate import alembic_config
 from posthouse.db.models import Delivery, Domain, Event, Suppression, Workspace
 from posthouse.delivery.worker import Worker
 from posthouse.protections.suppression import AutomaticEntry, SuppressionReason, add_automatic
@@ -186,3 +188,28 @@ async def test_workspace_show_and_domain_show_print_who_blocks_the_mail(
     assert line in domain
     assert shown.rstrip().endswith(f": {BLOCKED}")
     assert domain.rstrip().endswith(f": {BLOCKED}")
+
+
+async def test_migration_0004_reclassifies_what_the_old_rule_stored(
+    client: httpx.AsyncClient,
+    sender: SenderTokens,
+    sessionmaker: Sessionmaker,
+    worker: Worker,
+    smtp_server: SmtpServer,
+    database_url: str,
+) -> None:
+    await _old_rule_data(client, sender, sessionmaker, worker, smtp_server)
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0004_issue21-1")
+
+    await asyncio.to_thread(command.upgrade, config, "head")
+
+    after = await _state(sessionmaker)
+    assert after["suppressed"] == ["gone@example.com"]
+    assert not after["suspended"]
+    assert after["classes"]["blocked@example.com"] == ("bounced", "block")
+    assert after["classes"]["held@example.com"] == ("queued", None)
+    assert after["bounces"] == [
+        ("blocked@example.com", "Transient", "block"),
+        ("gone@example.com", "Permanent", "hard"),
+    ]
