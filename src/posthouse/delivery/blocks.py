@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posthouse.db.base import utcnow
+from posthouse.db.base import new_id, utcnow
 from posthouse.delivery.classify import BounceClass, Verdict, classify_reply
 from posthouse.delivery.repository import BlockRepository
 from posthouse.delivery.transports.base import Outcome, SendResult
@@ -54,6 +54,25 @@ class Judged:
     sighting: Sighting | None = None
     # Set when this accepted delivery ends a block this worker had seen.
     cleared: tuple[uuid.UUID, str, str] | None = None
+
+    def event_data(self, delivery: "Addressed", *, failed: bool) -> dict[str, object]:
+        """What the delivery's event says about the failure; ``failed``: the copy will
+        not be tried again (a Bounce event)."""
+        verdict = self.verdict
+        if verdict is None:
+            return {}
+        data: dict[str, object]
+        if not failed:
+            data = {"class": str(verdict.klass), "subclass": verdict.subclass}
+        elif self.send.outcome == Outcome.BOUNCED:
+            data = dict(verdict.event_data())
+        else:
+            # Retries ran out: a transient failure of this copy, not a verdict on the
+            # recipient.
+            data = dict(verdict.expired().event_data())
+        if verdict.klass == BounceClass.BLOCK:
+            data["destination"] = destination_of(delivery.recipient)
+        return data
 
 
 @dataclass
@@ -180,6 +199,34 @@ class DestinationBlocks:
             code=backoff.code,
             reply=backoff.reply,
         )
+
+
+async def record(session: AsyncSession, judged: list[Judged]) -> None:
+    """Store the blocks first seen in a batch of outcomes, and forget those a delivery
+    got past."""
+    sightings = [j.sighting for j in judged if j.sighting is not None]
+    cleared = [j.cleared for j in judged if j.cleared is not None]
+    if not sightings and not cleared:
+        return
+    repository = BlockRepository(session)
+    await repository.clear(cleared)
+    now = utcnow()
+    await repository.seen(
+        [
+            {
+                "id": new_id(),
+                "workspace_id": s.workspace_id,
+                "sending_domain": s.sending_domain,
+                "destination": s.destination,
+                "since": s.since,
+                "last_seen_at": now,
+                "subclass": s.verdict.subclass,
+                "smtp_code": s.code,
+                "reply": s.reply[:2000],
+            }
+            for s in sightings
+        ]
+    )
 
 
 async def listed(

@@ -26,13 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posthouse.config import Settings
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import DeliveryStatus
-from posthouse.delivery import screening
-from posthouse.delivery.blocks import DestinationBlocks, Judged, destination_of
-from posthouse.delivery.classify import BounceClass
+from posthouse.delivery import blocks, screening
+from posthouse.delivery.blocks import DestinationBlocks, Judged
 from posthouse.delivery.content import MessageContent, RecipientHook, from_domain, mime_content
 from posthouse.delivery.envelope import envelope_sender
 from posthouse.delivery.outcomes import classify
-from posthouse.delivery.repository import BlockRepository, ClaimedDelivery, QueueRepository
+from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
 from posthouse.delivery.retry import next_attempt_at
 from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult, Transport
 from posthouse.domains import service as domains_service
@@ -343,7 +342,7 @@ class Worker:
         await queue.record_outcomes(owner=self.owner, updates=updates)
         await queue.add_attempts(attempts)
         await events_service.ingest(session, events)
-        await _record_blocks(session, batch)
+        await blocks.record(session, [result.judged for result in batch])
 
     def _status_after(self, result: _Result) -> tuple[DeliveryStatus, EventType, datetime | None]:
         outcome = result.send.outcome
@@ -377,32 +376,6 @@ async def _cancel(*tasks: asyncio.Task[None]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _record_blocks(session: AsyncSession, batch: list[_Result]) -> None:
-    """Blocks first seen in this batch, and blocks that a delivery got past."""
-    sightings = [r.judged.sighting for r in batch if r.judged.sighting is not None]
-    cleared = [r.judged.cleared for r in batch if r.judged.cleared is not None]
-    if not sightings and not cleared:
-        return
-    blocks = BlockRepository(session)
-    await blocks.clear(cleared)
-    await blocks.seen(
-        [
-            {
-                "id": new_id(),
-                "workspace_id": s.workspace_id,
-                "sending_domain": s.sending_domain,
-                "destination": s.destination,
-                "since": s.since,
-                "last_seen_at": utcnow(),
-                "subclass": s.verdict.subclass,
-                "smtp_code": s.code,
-                "reply": s.reply[:2000],
-            }
-            for s in sightings
-        ]
-    )
-
-
 def _event_data(result: _Result, status: DeliveryStatus, reply: str) -> dict[str, object]:
     data: dict[str, object] = {
         "recipient": result.delivery.recipient,
@@ -411,16 +384,4 @@ def _event_data(result: _Result, status: DeliveryStatus, reply: str) -> dict[str
         "remote_host": result.send.remote_host,
         "attempt": result.delivery.attempts,
     }
-    verdict = result.judged.verdict
-    if verdict is None:
-        return data
-    if status != DeliveryStatus.BOUNCED:
-        data |= {"class": str(verdict.klass), "subclass": verdict.subclass}
-    elif result.send.outcome == Outcome.BOUNCED:
-        data |= verdict.event_data()
-    else:
-        # Retries ran out: a transient failure of this copy, not a verdict on the recipient.
-        data |= verdict.expired().event_data()
-    if verdict.klass == BounceClass.BLOCK:
-        data["destination"] = destination_of(result.delivery.recipient)
-    return data
+    return data | result.judged.event_data(result.delivery, failed=status == DeliveryStatus.BOUNCED)
