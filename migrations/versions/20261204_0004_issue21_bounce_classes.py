@@ -6,8 +6,9 @@ refusal suppressed good recipients and could suspend the workspace. This adds th
 and subclass of a delivery's last failure, the ``destination_block`` table, and then runs
 delivery/reclassify.py over the stored data: deliveries and Bounce events get their
 classes, suppressions whose bounce is no longer hard are lifted, and so are bounce-rate
-suspensions the corrected rates no longer call for. It logs what it changed;
-``posthouse reclassify --dry-run`` shows the same counts without changing anything.
+suspensions the corrected rates no longer call for. It prints what it changed (``posthouse
+migrate`` shows it); ``posthouse reclassify --dry-run`` shows the same counts without
+changing anything.
 
 Downgrading drops the columns and the table; lifted suppressions and suspensions stay
 lifted.
@@ -17,7 +18,7 @@ Revises: 0003
 Create Date: 2026-12-04 14:30:00
 """
 
-import logging
+import sys
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -30,8 +31,6 @@ revision: str = "0004_issue21"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-log = logging.getLogger("alembic.runtime.migration")
 
 
 def upgrade() -> None:
@@ -63,8 +62,10 @@ def upgrade() -> None:
         ),
     )
     report = reclassify(op.get_bind(), now=utcnow())
-    for line in report.lines():
-        log.info("reclassify: %s", line)
+    if report.changed:
+        # Alembic's own logging is not configured by ``posthouse migrate``.
+        sys.stdout.write("migration 0004 (bounce classes) classified stored failures again:\n")
+        sys.stdout.writelines(f"  {line}\n" for line in report.lines())
 
 
 def downgrade() -> None:

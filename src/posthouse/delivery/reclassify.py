@@ -51,6 +51,10 @@ class ReclassifyReport:
     workspaces_unsuspended: list[str] = field(default_factory=list)
     deliveries_released: int = 0
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.deliveries_changed or self.bounce_events_changed)
+
     def lines(self) -> list[str]:
         return [
             f"deliveries reclassified:   {self.deliveries_changed}",
