@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
+from posthouse.db import dialect as db_dialect
 from posthouse.db.base import utcnow
 from posthouse.db.engine import create_engine
 from posthouse.db.models import Delivery, DeliveryStatus, Event, Suppression, Workspace
@@ -114,7 +115,7 @@ def reclassify(connection: Connection, *, now: datetime) -> ReclassifyReport:
 
 
 def _reclassify_deliveries(connection: Connection, report: ReclassifyReport) -> None:
-    table = Delivery.__table__
+    table = db_dialect.table_of(Delivery)
     statement = select(
         table.c.id,
         table.c.status,
@@ -145,8 +146,8 @@ def _reclassify_deliveries(connection: Connection, report: ReclassifyReport) -> 
 
 def _reclassify_bounce_events(connection: Connection, report: ReclassifyReport) -> set[uuid.UUID]:
     """Rewrite every Bounce event's classes; returns the events no longer Permanent."""
-    table = Event.__table__
-    deliveries = Delivery.__table__
+    table = db_dialect.table_of(Event)
+    deliveries = db_dialect.table_of(Delivery)
     statement = select(table.c.id, table.c.delivery_id, table.c.data).where(
         table.c.type == "Bounce"
     )
@@ -188,7 +189,7 @@ def _reclassify_bounce_events(connection: Connection, report: ReclassifyReport) 
 def _lift_suppressions(
     connection: Connection, demoted: set[uuid.UUID], report: ReclassifyReport
 ) -> None:
-    table = Suppression.__table__
+    table = db_dialect.table_of(Suppression)
     ids = sorted(demoted)
     for start in range(0, len(ids), _BATCH):
         result = connection.execute(
@@ -197,11 +198,11 @@ def _lift_suppressions(
                 table.c.source_event_id.in_(ids[start : start + _BATCH]),
             )
         )
-        report.suppressions_lifted += result.rowcount or 0
+        report.suppressions_lifted += db_dialect.rowcount(result)
 
 
 def _lift_suspensions(connection: Connection, now: datetime, report: ReclassifyReport) -> None:
-    table = Workspace.__table__
+    table = db_dialect.table_of(Workspace)
     suspended = connection.execute(
         select(
             table.c.id,
@@ -233,7 +234,7 @@ def _lift_suspensions(connection: Connection, now: datetime, report: ReclassifyR
         )
         released = connection.execute(release_held_statement(workspace.id, now=now))
         report.workspaces_unsuspended.append(workspace.name)
-        report.deliveries_released += released.rowcount or 0
+        report.deliveries_released += db_dialect.rowcount(released)
 
 
 async def run(database_url: str, *, dry_run: bool) -> ReclassifyReport:
