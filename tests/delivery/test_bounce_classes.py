@@ -187,7 +187,9 @@ class TestBlocksDefer:
         worker: Worker,
         smtp_server: SmtpServer,
     ) -> None:
-        worker._blocks.backoff_seconds = 0.05
+        # Long enough for the first run to end before the retry is due, even on a busy
+        # machine; short enough for the test.
+        worker._blocks.backoff_seconds = 1.0
         smtp_server.handler.rcpt_replies.append(NOT_THE_RECIPIENT[0][0])
         await _send_all(client, sender, ["first@example.com"])
         await worker.run_until_idle()
