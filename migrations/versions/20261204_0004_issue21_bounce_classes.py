@@ -14,7 +14,7 @@ Downgrading drops the columns and the table; lifted suppressions and suspensions
 lifted.
 
 Revision ID: 0004_issue21
-Revises: 0003
+Revises: i17_templates
 Create Date: 2026-12-04 14:30:00
 """
 
@@ -28,7 +28,7 @@ from posthouse.db.base import utcnow
 from posthouse.delivery.reclassify import reclassify
 
 revision: str = "0004_issue21"
-down_revision: str | None = "0003"
+down_revision: str | None = "i17_templates"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -104,3 +104,11 @@ def test_other_classes_are_left_as_they_are() -> None:
     assert judged.verdict.klass == "hard"
     assert judged.sighting is None
     assert memory.held_back(Copy("b@example.com"), sending_domain="shop.example") is None
+
+
+def test_a_copy_that_was_never_made_is_not_classified() -> None:
+    rejected = SendResult(Outcome.REJECTED, None, "5.6.0 template: 'name' is undefined")
+
+    judged = blocks().judge(rejected, Copy("a@example.com"), sending_domain="shop.example")
+
+    assert (judged.send, judged.verdict, judged.sighting) == (rejected, None, None)

@@ -144,6 +144,8 @@ class DestinationBlocks:
                 self._reported.discard(key)
                 return Judged(result, None, cleared=key)
             return Judged(result, None)
+        if result.outcome == Outcome.REJECTED:
+            return Judged(result, None)  # never offered to anyone: nothing to classify
         verdict = classify_reply(result.code, result.reply)
         if verdict.klass != BounceClass.BLOCK:
             return Judged(result, verdict)
