@@ -2,12 +2,7 @@
 draining one queue. Each worker is a subprocess; the SMTP server is real."""
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +17,8 @@ from posthouse.config import Settings
 from posthouse.db.models import Delivery
 from tests.conftest import SenderTokens, multipart
 from tests.helpers import attempts, deliveries, events, message_row, statuses, wait_until
+from tests.processes import WorkerProcess
 from tests.smtp_server import RecordingHandler, SmtpServer
-
-POSTHOUSE = str(Path(sys.executable).with_name("posthouse"))
 
 
 class HoldingHandler(RecordingHandler):
@@ -49,43 +43,6 @@ def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer(HoldingHandler()).start()
     yield server
     server.stop()
-
-
-class WorkerProcess:
-    """``posthouse worker`` in its own process, configured only through the environment."""
-
-    def __init__(self, settings: Settings, directory: Path, name: str, **env: str) -> None:
-        self.log = directory / f"{name}.log"
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOUSE_")}
-        environment.update(
-            POSTHOUSE_DATABASE_URL=settings.database_url,
-            POSTHOUSE_DELIVERY_URL=settings.delivery_url,
-            POSTHOUSE_WORKER_POLL_SECONDS="0.05",
-            POSTHOUSE_HELO_NAME=name,
-            **env,
-        )
-        with self.log.open("wb") as log:
-            # cwd: an empty directory, so no .env file is read.
-            self.process = subprocess.Popen(
-                [POSTHOUSE, "worker"], env=environment, cwd=directory, stderr=log, stdout=log
-            )
-
-    async def started(self, within: float = 30.0) -> None:
-        deadline = time.monotonic() + within
-        while b"started" not in self.log.read_bytes():
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
-            await asyncio.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(10)
 
 
 @pytest.fixture
@@ -127,7 +84,7 @@ class TestWorkerKilledMidDelivery:
         first = WorkerProcess(settings, tmp_path, "first", **lease)
         processes.append(first)
 
-        assert await asyncio.to_thread(handler.data_started.wait, 30), first.log.read_text()
+        assert await asyncio.to_thread(handler.data_started.wait, 30), first.text()
         first.kill()
         [held] = await deliveries(sessionmaker, reference)
         assert (held.status, held.attempts) == ("sending", 1)
@@ -153,7 +110,7 @@ class TestWorkerKilledMidDelivery:
         assert handler.senders == ["second"]
         stored = await message_row(sessionmaker, reference)
         assert handler.received[0].message()["Message-ID"] == stored.message_id_header
-        assert "released 1 deliveries whose lease expired" in second.log.read_text()
+        assert "released 1 deliveries whose lease expired" in second.text()
 
 
 class TestTwoWorkers:

@@ -12,7 +12,7 @@ from posthouse.db.models import IdempotencyRecord
 from posthouse.delivery.worker import Worker
 from posthouse.protections import idempotency
 from posthouse.sending.ids import parse_reference_id
-from tests.conftest import SenderTokens, make_sender
+from tests.conftest import PG_URL, SenderTokens, make_sender
 from tests.protections.support import message_count, send, set_workspace, workspace
 from tests.smtp_server import SmtpServer
 
@@ -85,25 +85,42 @@ class TestIdempotencyKey:
         assert retried.status_code == 202
         assert "Idempotency-Replayed" not in retried.headers
 
-    async def test_a_request_still_in_flight_gets_409_with_retry_after(
+    async def test_a_request_still_in_flight_gets_409_with_retry_after_or_waits_on_sqlite(
         self,
         client: httpx.AsyncClient,
         sender: SenderTokens,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         ws = await workspace(sessionmaker)
-        async with sessionmaker.begin() as session:
-            # A claim another api process made and has not completed yet.
+        async with sessionmaker() as session:
+            # Another api process's request holding the key, its transaction still open.
             claim = await idempotency.claim(
                 session, workspace_id=ws.id, scope="native", key="busy", request_hash="x"
             )
-        assert isinstance(claim, idempotency.Claim)
+            assert isinstance(claim, idempotency.Claim)
+            retry = asyncio.create_task(
+                send(client, sender, ["alice@example.com"], headers=_key("busy"))
+            )
+            if PG_URL:
+                # Seen in flight at once, while the holder's transaction lives.
+                held = await asyncio.wait_for(retry, 10)
+                assert held.status_code == 409
+                assert held.headers["Retry-After"] == "1"
+                assert await message_count(sessionmaker) == 0
+            else:
+                # SQLite: the holder's transaction is the one writer; the retry waits.
+                await asyncio.sleep(0.3)
+                assert not retry.done()
+            await session.rollback()  # the holder fails: the key is free at once
 
-        response = await send(client, sender, ["alice@example.com"], headers=_key("busy"))
-
-        assert response.status_code == 409
-        assert response.headers["Retry-After"] == "1"
-        assert await message_count(sessionmaker) == 0
+        if PG_URL:
+            retry = asyncio.create_task(
+                send(client, sender, ["alice@example.com"], headers=_key("busy"))
+            )
+        response = await asyncio.wait_for(retry, 10)
+        assert response.status_code == 202
+        assert "Idempotency-Replayed" not in response.headers
+        assert await message_count(sessionmaker) == 1
 
     async def test_twenty_concurrent_identical_requests_create_exactly_one_email(
         self,

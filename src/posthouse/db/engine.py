@@ -24,6 +24,11 @@ SQLITE_PRAGMAS = (
 )
 
 
+# PostgreSQL 14+: a backend checks every second, even in a lock wait, that its client is
+# still there, and otherwise rolls back. A killed api process's transaction, and with it
+# the Idempotency-Key it held (protections.idempotency), ends within a second.
+PG_SERVER_SETTINGS = {"client_connection_check_interval": "1000"}
+
 _ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
@@ -53,6 +58,8 @@ def create_engine(
         # returned, so a load that keeps needing one opens a new connection (a forked
         # server process) per request.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800)
+    if not database_url.startswith("sqlite"):
+        kwargs["connect_args"] = {"server_settings": PG_SERVER_SETTINGS}
     engine = create_async_engine(
         async_database_url(database_url),
         # The JSON columns (addresses, headers, event data) are read and written for every

@@ -1,10 +1,13 @@
 """Idempotency keys, and seed 001's automatic duplicate detection.
 
-A key is claimed by a write that commits at once (a side write, protections.side), so a
-concurrent request with the same key sees it in flight (409 + Retry-After) instead of
-sending again. The response is stored in the request's own transaction, atomically with the
-accepted message, so a committed send always has its stored response. A request that
-fails gives its claim back, so a rejected request never keeps the key.
+A key's claim lives exactly as long as the request's own transaction, and its response is
+stored in that transaction with the accepted message: a committed send always has its
+stored response, and a request that fails, or whose process dies, leaves nothing behind.
+On PostgreSQL the claim is a transaction-scoped advisory lock, so a concurrent request
+with the same key sees it in flight at once (409 + Retry-After); PostgreSQL ends the
+transaction of a vanished client (db.engine sets ``client_connection_check_interval``),
+so a retry after a crash is answered within about a second. On SQLite every transaction
+holds the one write lock: a second request waits for the first and finds its response.
 """
 
 import hashlib
@@ -14,29 +17,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Message
 from posthouse.errors import IdempotencyConflict, IdempotencyInFlight, ValidationFailed
-from posthouse.protections import side
 from posthouse.protections.repositories.idempotency import (
     DuplicateRepository,
     IdempotencyRepository,
 )
 
 KEY_LIFETIME = timedelta(hours=24)
-# A claim that was never completed nor given back (its process died between commit and
-# answer) is taken over after this long.
-ABANDONED_CLAIM = timedelta(minutes=5)
 DUPLICATE_WINDOW = timedelta(hours=1)
 _VISIBLE = re.compile(r"^[\x21-\x7e]{1,256}$")
 
 
 @dataclass(frozen=True)
 class Claim:
-    record_id: uuid.UUID
-    committed: bool  # a side write: visible to other requests, given back by one
+    """The key is this request's until its transaction ends."""
+
+    workspace_id: uuid.UUID
+    scope: str
+    key: str
+    request_hash: str
 
 
 @dataclass(frozen=True)
@@ -63,102 +66,57 @@ def fingerprint(*parts: str | bytes) -> str:
     return digest.hexdigest()
 
 
+def lock_id(workspace_id: uuid.UUID, scope: str, key: str) -> int:
+    """The advisory lock that stands for a key: 64 bits of its digest (two keys sharing
+    one would only make one of them wait, never send twice)."""
+    digest = hashlib.sha256(f"{workspace_id}\x00{scope}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 async def claim(
-    session: AsyncSession,
-    *,
-    workspace_id: uuid.UUID,
-    scope: str,
-    key: str,
-    request_hash: str,
-    side_engine: AsyncEngine | None = None,
+    session: AsyncSession, *, workspace_id: uuid.UUID, scope: str, key: str, request_hash: str
 ) -> Claim | Replay:
-    """Claim ``key`` for this request. In the api on PostgreSQL the claim is a side
-    write (protections.side), committed at once, so a concurrent request with the same
-    key sees it in flight; elsewhere it is part of the request's transaction (SQLite's
-    writers take turns: the second request waits, then finds the stored response).
-    Returns the stored response when the same request already completed; raises
-    IdempotencyInFlight while the first is still being processed and
-    IdempotencyConflict for another request under the key."""
-    engine = side_engine
-    if engine is None:
-        return await _claim(
-            IdempotencyRepository(session), workspace_id, scope, key, request_hash, False
-        )
-    async with side.connection(engine) as connection:
-        return await _claim(
-            IdempotencyRepository(connection), workspace_id, scope, key, request_hash, True
-        )
-
-
-async def _claim(
-    records: IdempotencyRepository,
-    workspace_id: uuid.UUID,
-    scope: str,
-    key: str,
-    request_hash: str,
-    committed: bool,
-) -> Claim | Replay:
-    for _ in range(3):
-        now = utcnow()
-        record_id = new_id()
-        inserted = await records.insert_claim(
-            {
-                "id": record_id,
-                "created_at": now,
-                "workspace_id": workspace_id,
-                "scope": scope,
-                "key": key,
-                "request_hash": request_hash,
-                "expires_at": now + KEY_LIFETIME,
-            }
-        )
-        if inserted:
-            return Claim(record_id, committed=committed)
-        existing = await records.get(workspace_id, scope, key)
-        if existing is None:
-            continue  # given back or expired meanwhile: claim again
-        abandoned = existing.completed_at is None and existing.created_at < now - ABANDONED_CLAIM
-        if existing.expires_at <= now or abandoned:
+    """Claim ``key`` for this request's transaction. Returns the stored response when
+    the same request already completed; raises IdempotencyInFlight while another
+    transaction holds the key and IdempotencyConflict for another request under it."""
+    records = IdempotencyRepository(session)
+    if not await records.try_lock(lock_id(workspace_id, scope, key)):
+        raise IdempotencyInFlight("A request with this Idempotency-Key is still being processed")
+    # Read after the lock: whoever held it before has committed or rolled back.
+    existing = await records.get(workspace_id, scope, key)
+    if existing is not None:
+        # Expired; or a claim an earlier version committed on its own and never completed.
+        if existing.expires_at <= utcnow() or existing.response_status is None:
             await records.delete(existing.id)
-            continue
-        # In flight first: should that request fail, the key is free again.
-        if existing.completed_at is None or existing.response_status is None:
-            raise IdempotencyInFlight(
-                "A request with this Idempotency-Key is still being processed"
-            )
-        if existing.request_hash != request_hash:
+        elif existing.request_hash != request_hash:
             raise IdempotencyConflict("Idempotency-Key was already used with a different request")
-        return Replay(existing.response_status, existing.response_body or "", existing.message_id)
-    raise IdempotencyInFlight("A request with this Idempotency-Key is still being processed")
+        else:
+            return Replay(
+                existing.response_status, existing.response_body or "", existing.message_id
+            )
+    return Claim(workspace_id, scope, key, request_hash)
 
 
 async def complete(
     session: AsyncSession, *, claim: Claim, status: int, body: str, message_id: uuid.UUID | None
 ) -> None:
     """Store the response in the caller's transaction: it commits with the message."""
-    await IdempotencyRepository(session).complete(
-        claim.record_id,
+    now = utcnow()
+    await IdempotencyRepository(session).insert(
         {
-            "completed_at": utcnow(),
+            "id": new_id(),
+            "created_at": now,
+            "workspace_id": claim.workspace_id,
+            "scope": claim.scope,
+            "key": claim.key,
+            "request_hash": claim.request_hash,
+            "expires_at": now + KEY_LIFETIME,
+            "completed_at": now,
             "response_status": status,
             "response_body": body,
             "message_id": message_id,
-        },
+        }
     )
-
-
-async def give_back(
-    session: AsyncSession, *, claim: Claim, side_engine: AsyncEngine | None = None
-) -> None:
-    """The request failed: free the key. A claim made in the request's transaction goes
-    with its rollback; a side write is deleted by another, after the request's own work
-    is rolled back (so no lock of it can stand in the way)."""
-    engine = side_engine
-    if not claim.committed or engine is None:
-        return
-    await session.rollback()
-    async with side.connection(engine) as connection:
-        await IdempotencyRepository(connection).delete(claim.record_id)
 
 
 async def once(
@@ -171,29 +129,20 @@ async def once(
     status: int,
     accept: Callable[[], Awaitable[tuple[str, uuid.UUID | None]]],
     key_name: str = "Idempotency-Key",
-    side_engine: AsyncEngine | None = None,
 ) -> Replay | str:
     """Run ``accept`` at most once per key: it returns the response body it produced and
     the message it created. A request seen before gets its stored Replay; a new one gets
-    its body, stored with the message in the caller's transaction. A failure frees the
-    key, so a request that failed validation does not keep it."""
+    its body, stored with the message in the caller's transaction. A failure rolls the
+    transaction back and the claim with it, so a request that failed validation does not
+    keep the key."""
     validate_key(key, header=key_name)
     outcome = await claim(
-        session,
-        workspace_id=workspace_id,
-        scope=scope,
-        key=key,
-        request_hash=request_hash,
-        side_engine=side_engine,
+        session, workspace_id=workspace_id, scope=scope, key=key, request_hash=request_hash
     )
     if isinstance(outcome, Replay):
         return outcome
-    try:
-        body, message_id = await accept()
-        await complete(session, claim=outcome, status=status, body=body, message_id=message_id)
-    except Exception:
-        await give_back(session, claim=outcome, side_engine=side_engine)
-        raise
+    body, message_id = await accept()
+    await complete(session, claim=outcome, status=status, body=body, message_id=message_id)
     return body
 
 

@@ -128,7 +128,6 @@ async def accept(
         status=status,
         accept=accepted_body,
         key_name=key.header,
-        side_engine=context.side_engine,
     )
     if isinstance(outcome, idempotency.Replay):
         return Answer(outcome.status, outcome.body, replayed=True)

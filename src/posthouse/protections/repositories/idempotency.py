@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -14,34 +14,23 @@ from posthouse.db.models import IdempotencyRecord, Message
 Bind = AsyncSession | AsyncConnection
 
 
-_CLAIM = {
-    name: dialect.insert(name, IdempotencyRecord)
-    .on_conflict_do_nothing(index_elements=["workspace_id", "scope", "key"])
-    .returning(IdempotencyRecord.id)
-    for name in dialect.NAMES
-}
-
-
-# Built once, as Core: an ORM update built per call cost more CPU than its round trip.
-_idempotency = dialect.table_of(IdempotencyRecord)
-_COMPLETE = (
-    update(_idempotency)
-    .where(_idempotency.c.id == bindparam("b_id"))
-    .values(
-        {
-            name: bindparam(name, type_=_idempotency.c[name].type)
-            for name in ("completed_at", "response_status", "response_body", "message_id")
-        }
-    )
-)
+# Built once, as Core: an ORM insert built per call cost more CPU than its round trip.
+_INSERT_RECORD = insert(dialect.table_of(IdempotencyRecord))
 
 
 class IdempotencyRepository:
     def __init__(self, session: Bind) -> None:
         self.session = session
 
-    async def insert_claim(self, row: dict[str, Any]) -> bool:
-        return (await self.session.scalar(_CLAIM[dialect.name_of(self.session)], row)) is not None
+    async def try_lock(self, lock_id: int) -> bool:
+        """Take the key's transaction-scoped advisory lock without waiting (PostgreSQL).
+        On SQLite the transaction's write lock, taken by its first statement, is it."""
+        if not dialect.is_postgresql(self.session):
+            return True
+        return bool(await self.session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))))
+
+    async def insert(self, row: dict[str, Any]) -> None:
+        await self.session.execute(_INSERT_RECORD, row)
 
     async def get(self, workspace_id: uuid.UUID, scope: str, key: str) -> Row[Any] | None:
         table = dialect.table_of(IdempotencyRecord)
@@ -56,9 +45,6 @@ class IdempotencyRepository:
         await self.session.execute(
             delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
         )
-
-    async def complete(self, record_id: uuid.UUID, values: dict[str, Any]) -> None:
-        await self.session.execute(_COMPLETE, {"b_id": record_id, **values})
 
     async def delete_expired(self, *, now: datetime) -> int:
         result = await self.session.execute(
