@@ -5,7 +5,7 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -46,15 +46,14 @@ def api(
 ) -> None:
     """Run the HTTP API only (production: several processes, PostgreSQL)."""
     logging_setup()
-    uvicorn.run(
-        "posthouse.app:create_server_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    options: dict[str, Any] = {"factory": True, "host": host, "port": port, "workers": workers}
+    options.update(log_level="warning", access_log=False)
+    if workers == 1:
+        uvicorn.run("posthouse.app:create_server_app", **options)
+        return
+    from posthouse.api import supervisor
+
+    supervisor.run(uvicorn.Config("posthouse.app:create_server_app", **options))
 
 
 def worker(
