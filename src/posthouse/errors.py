@@ -154,3 +154,14 @@ class MissingVariables(ValidationFailed):
         super().__init__(detail, field="variables")
         self.names = names
         self.recipient = recipient
+
+
+class ServiceUnavailable(PosthouseError):
+    """The database cannot be reached (restarting, failed over, out of connections):
+    nothing was stored, and the same request may succeed in a few seconds."""
+
+    status_code = 503
+
+    def __init__(self, detail: str = "database unavailable", *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -3,7 +3,9 @@ holds an Idempotency-Key, an api process dying under uvicorn's supervisor, and t
 database going away and coming back."""
 
 import asyncio
+import os
 import re
+import signal
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,12 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from posthouse.app import create_app
 from posthouse.config import Settings
-from tests.conftest import PG_URL, SenderTokens, multipart
+from tests.conftest import PG_URL, SenderTokens, make_workspace_key, multipart
 from tests.processes import ApiProcess, Process
 from tests.protections.support import message_count, payload
+from tests.smtp_server import free_port
+from tests.tcp_proxy import TcpProxy
 
 _ADVISORY_LOCKS = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
 _WAITING_FOR_MESSAGE = (
@@ -146,3 +152,130 @@ class TestKilledWhileHoldingAnIdempotencyKey:
         assert again.headers["Idempotency-Replayed"] == "true"
         assert again.json() == retry.json()
         assert await message_count(sessionmaker) == 1
+
+
+class TestDatabaseOutage:
+    @pytest.mark.skipif(not PG_URL, reason="needs a PostgreSQL server to lose and find again")
+    async def test_503_in_the_native_shape_with_retry_after_then_recovery(
+        self,
+        sender: SenderTokens,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        processes: list[Process],
+        tmp_path: Path,
+    ) -> None:
+        url = make_url(settings.database_url)
+        proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+        await proxy.up()
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+        api = ApiProcess(
+            settings.model_copy(update={"database_url": proxied}), tmp_path, "api", workers=1
+        )
+        processes.append(api)
+        try:
+            await api.started()
+            async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+                assert (await client.post(**_send(sender))).status_code == 202
+                await proxy.down()  # the database restarts
+
+                during = [await client.post(**_send(sender)) for _ in range(20)]
+                health = await client.get("/healthz")
+
+                await proxy.up()
+                recovered = None
+                for _ in range(100):
+                    recovered = await client.post(**_send(sender))
+                    if recovered.status_code != 503:
+                        break
+                    await asyncio.sleep(0.1)
+        finally:
+            await proxy.down()
+
+        for response in during:
+            assert response.status_code == 503
+            assert response.headers["content-type"] == "application/json"
+            assert response.headers["Retry-After"] == "5"
+            assert response.json() == {
+                "status": 503,
+                "message": "The service is temporarily unavailable; try again shortly",
+            }
+        assert health.status_code == 503
+        assert recovered is not None
+        assert recovered.status_code == 202, recovered.text
+        assert await message_count(sessionmaker) == 2
+        log = api.text()
+        assert "Traceback" not in log
+        reports = [line for line in log.splitlines() if "database unavailable" in line]
+        assert 1 <= len(reports) <= 5, log
+        assert all(" WARNING posthouse.db: " in line for line in reports), reports
+
+
+class TestDatabaseUnreachable:
+    @pytest.fixture
+    def unreachable(self, settings: Settings, tmp_path: Path) -> Settings:
+        """The app configured for a database that is not there."""
+        if PG_URL:
+            dead = make_url(settings.database_url).set(port=free_port())
+            database_url = dead.render_as_string(False)
+        else:
+            database_url = f"sqlite+aiosqlite:///{tmp_path}/missing/posthouse.db"
+        return settings.model_copy(update={"database_url": database_url})
+
+    async def test_every_front_door_answers_503_in_its_shape(
+        self,
+        unreachable: Settings,
+        sender: SenderTokens,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        admin = await make_workspace_key(sessionmaker)
+        app = create_app(unreachable)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                send = await client.post(**_send(sender, "k9"))
+                listing = await client.get("/api/v1/suppressions", headers=admin)
+                health = await client.get("/healthz")
+
+        for response in (send, listing):
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            assert response.json()["status"] == 503
+        assert health.status_code == 503
+
+
+def _server_children(parent: int) -> list[int]:
+    """The api processes uvicorn's supervisor started (not multiprocessing's helpers)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [
+        int(pid)
+        for pid in children
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+class TestApiProcessDeath:
+    async def test_a_killed_api_process_is_logged_as_a_warning_and_replaced(
+        self, settings: Settings, processes: list[Process], tmp_path: Path
+    ) -> None:
+        api = ApiProcess(settings, tmp_path, "api", workers=2)
+        processes.append(api)
+        await api.started()
+
+        async def two_children() -> bool:
+            return len(_server_children(api.process.pid)) == 2
+
+        await _poll(two_children, within=30)
+        victim = _server_children(api.process.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+
+        async def reported() -> bool:
+            return f"api process {victim} was killed by SIGKILL" in api.text()
+
+        await _poll(reported, within=30)
+        [line] = [line for line in api.text().splitlines() if f"api process {victim}" in line]
+        assert " WARNING posthouse.api: " in line
+        replacement = int(line.rsplit("started process ", 1)[1].split()[0])
+        assert replacement in _server_children(api.process.pid)
+        await api.started()
+        assert api.stop() == 0

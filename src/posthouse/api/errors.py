@@ -6,9 +6,14 @@ from typing import Any
 from fastapi import HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 
-from posthouse.errors import PosthouseError, RequestTooLarge, ValidationFailed
+from posthouse.db.outage import OutageLog, is_unavailable
+from posthouse.errors import PosthouseError, RequestTooLarge, ServiceUnavailable, ValidationFailed
 
 ErrorRenderer = Callable[[PosthouseError], Response]
+
+# A database restart takes seconds: a client that waits this long usually gets through.
+UNAVAILABLE_RETRY_AFTER = 5
+_outages = OutageLog()
 
 
 def validation_failed(errors: Sequence[Any], *, request_errors: bool = False) -> ValidationFailed:
@@ -24,9 +29,13 @@ def validation_failed(errors: Sequence[Any], *, request_errors: bool = False) ->
 
 
 def as_domain_error(error: Exception) -> PosthouseError | None:
-    """The domain error behind framework exceptions raised while reading a request."""
+    """The domain error behind framework exceptions raised while reading a request, and
+    behind a database that cannot be reached (503: the request may be tried again)."""
     if isinstance(error, PosthouseError):
         return error
+    if is_unavailable(error):
+        _outages.note(error)
+        return ServiceUnavailable(retry_after=UNAVAILABLE_RETRY_AFTER)
     if isinstance(error, RequestValidationError):
         return validation_failed(error.errors(), request_errors=True)
     if isinstance(error, HTTPException) and 400 <= error.status_code < 500:

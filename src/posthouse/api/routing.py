@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from posthouse.api.errors import ErrorRenderer, as_domain_error
+from posthouse.db.outage import is_unavailable
 
 
 def _end(session: Session, *, commit: bool) -> None:
@@ -18,6 +19,11 @@ def _end(session: Session, *, commit: bool) -> None:
             session.commit()
         else:
             session.rollback()
+    except Exception as error:
+        # A rollback on a connection the database dropped: there is nothing left to undo,
+        # and the request's own error (or response) is what matters.
+        if commit or not is_unavailable(error):
+            raise
     finally:
         session.close()
 
@@ -41,18 +47,21 @@ def front_door_route(render: ErrorRenderer) -> type[APIRoute]:
             async def in_transaction(request: Request) -> Response:
                 session = request.app.state.sessionmaker()
                 request.state.session = session
-                committed = False
+                ended = False
                 try:
                     try:
                         response = await handler(request)
-                        committed = True
+                        # Inside the try: a commit the database fails is mapped too.
+                        ended = True
+                        await asyncio.shield(session.run_sync(_end, commit=True))
                     except Exception as error:
                         domain_error = as_domain_error(error)
                         if domain_error is None:
                             raise
                         response = render(domain_error)
                 finally:
-                    await asyncio.shield(session.run_sync(_end, commit=committed))
+                    if not ended:
+                        await asyncio.shield(session.run_sync(_end, commit=False))
                 return response
 
             return in_transaction

@@ -32,6 +32,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         403: "The key lacks the admin scope",
         404: "The address is not on this workspace's list",
         429: "Rate limited",
+        503: "The database is unavailable; retry after Retry-After",
     }.items()
 }
 

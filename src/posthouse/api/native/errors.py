@@ -20,6 +20,7 @@ from posthouse.errors import (
     RateLimited,
     RecipientsSuppressed,
     SenderNotFound,
+    ServiceUnavailable,
     WorkspaceSuspended,
 )
 
@@ -40,6 +41,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Request, attachment or message too large",
         422: "Attachment refused, every recipient suppressed, or content does not compile",
         429: "Rate limited",
+        503: "The database is unavailable: nothing was stored; retry after Retry-After",
     }.items()
 }
 
@@ -64,6 +66,7 @@ _WORDING: dict[type[PosthouseError], Callable[[Any], str]] = {
     # Seed 000's message, with an en dash.
     WorkspaceSuspended: lambda error: f"API access suspended \u2013 {error.reason}",
     AttachmentTypeForbidden: lambda error: f"Attachments type forbidden: {error.filename!r}",
+    ServiceUnavailable: lambda error: "The service is temporarily unavailable; try again shortly",
     RecipientsSuppressed: lambda error: (
         "All recipients are on the suppression list: " + ", ".join(error.addresses)
     ),
@@ -86,6 +89,6 @@ def render_error(error: PosthouseError) -> JSONResponse:
     headers = {}
     if isinstance(error, RecipientsSuppressed):
         body["suppressed"] = error.addresses
-    if isinstance(error, RateLimited | IdempotencyInFlight):
+    if isinstance(error, RateLimited | IdempotencyInFlight | ServiceUnavailable):
         headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(body, status_code=error.status_code, headers=headers)
