@@ -3,6 +3,7 @@ draining one queue. Each worker is a subprocess; the SMTP server is real."""
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,3 +168,114 @@ class TestTwoWorkers:
         assert {d.attempts for d in await deliveries(sessionmaker)} == {1}
         shares = Counter(handler.senders)
         assert set(shares) == {"worker-a", "worker-b"}, shares
+
+
+class ScriptedRelay:
+    """A raw SMTP server that takes every message, except that the first one with the
+    subject ``drop`` is read to its final dot and then the connection is cut, unanswered:
+    as a server that queued it and crashed (or a network that failed) before the 250."""
+
+    def __init__(self, drop: str) -> None:
+        self.drop = drop.encode()
+        self.dropped: list[tuple[bytes, float]] = []  # (message, when)
+        self.accepted: list[tuple[bytes, float]] = []  # (message, when)
+        self.connections = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self.server.close()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(b"220 relay ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line.split()[0].upper() if line.split() else b""
+            if verb == b"DATA":
+                writer.write(b"354 Go ahead\r\n")
+                message = await reader.readuntil(b"\r\n.\r\n")
+                if f"Subject: {self.drop.decode()}".encode() in message and not self.dropped:
+                    self.dropped.append((message, time.monotonic()))
+                    writer.transport.abort()
+                    return
+                self.accepted.append((message, time.monotonic()))
+                writer.write(b"250 2.0.0 Queued\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+            await writer.drain()
+        writer.close()
+
+
+class TestConnectionDroppedAfterData:
+    async def test_the_attempt_is_recorded_and_retried_on_schedule_with_the_same_message_id(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        sessionmaker: async_sessionmaker,
+        settings: Settings,
+        processes: list[WorkerProcess],
+        tmp_path: Path,
+    ) -> None:
+        relay = ScriptedRelay(drop="Drop me")
+        port = await relay.start()
+        relayed = settings.model_copy(update={"delivery_url": f"smtp://127.0.0.1:{port}"})
+        worker = WorkerProcess(
+            relayed,
+            tmp_path,
+            "worker",
+            POSTHOUSE_RETRY_BASE_SECONDS="2",
+            POSTHOUSE_RETRY_MAX_SECONDS="2",
+            POSTHOUSE_SMTP_CONNECTIONS="1",
+        )
+        processes.append(worker)
+        try:
+            await worker.started()
+            references = []
+            # The first email leaves a connection open; the second goes on it.
+            for subject in ("Warm up", "Drop me"):
+                response = await client.post(
+                    "/api/v1/emails",
+                    headers=sender.headers,
+                    **multipart(
+                        {
+                            "from": "no-reply@yourstore.example",
+                            "to": ["alice@example.com"],
+                            "subject": subject,
+                            "body": "<p>Hello</p>",
+                        }
+                    ),
+                )
+                references.append(response.json()["referenceId"])
+
+                async def sent(reference: str = references[-1]) -> bool:
+                    return await statuses(sessionmaker, reference) == ["sent"]
+
+                await wait_until(sent)
+            # In a thread: the worker says QUIT to the relay, served by this event loop.
+            assert await asyncio.to_thread(worker.stop) == 0
+        finally:
+            await relay.stop()
+
+        [delivery] = await deliveries(sessionmaker, references[1])
+        first, second = await attempts(sessionmaker, delivery.id)
+        assert (first.number, first.outcome, first.smtp_code) == (1, "deferred", None)
+        assert first.smtp_reply.startswith("4.4.2 no reply after the message was sent")
+        assert (second.number, second.outcome) == (2, "sent")
+        # On the schedule (2 s, less at most a quarter of jitter), never at once.
+        assert (second.started_at - first.finished_at).total_seconds() >= 1.5
+        assert await events(sessionmaker, delivery.id) == ["DeliveryDelay", "Delivery"]
+        # The relay saw the message twice: cut off unanswered, then again on schedule,
+        # with the same Message-ID.
+        [(dropped, dropped_at)] = relay.dropped
+        [(copy, sent_at)] = [(m, at) for m, at in relay.accepted if b"Subject: Drop me" in m]
+        assert sent_at - dropped_at >= 1.5
+        stored = await message_row(sessionmaker, references[1])
+        message_id = f"Message-ID: {stored.message_id_header}".encode()
+        assert message_id in dropped
+        assert message_id in copy
+        assert relay.connections == 2

@@ -8,6 +8,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from posthouse.delivery.outcomes import ReplyLost
 from posthouse.delivery.transports.sendmail import data_payload, sendmail
 from tests.smtp_server import RecordingHandler, SmtpServer
 
@@ -232,3 +233,29 @@ async def test_a_server_that_stops_answering_a_pipelined_group_fails_the_send(
         with pytest.raises(expected):
             await sendmail(smtp, "bounce@ex.example", "alice@example.com", MESSAGE)
         assert not smtp.is_connected
+
+
+@pytest.mark.parametrize("ending", ["silence", "hang-up"])
+async def test_no_reply_after_the_whole_message_is_the_ambiguous_case(ending: str) -> None:
+    # RFC 1047: the server may have queued the message before its reply was lost, so the
+    # caller must not take this for a connection that failed before anything was sent.
+    received = asyncio.Event()
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink ESMTP\r\n")
+        await reader.readline()
+        writer.write(b"250 sink\r\n")
+        for reply in (b"250 OK\r\n", b"250 OK\r\n", b"354 Go ahead\r\n"):
+            await reader.readline()
+            writer.write(reply)
+        await reader.readuntil(b"\r\n.\r\n")
+        received.set()
+        if ending == "silence":
+            await reader.read()
+        writer.close()
+
+    async with scripted_server(session, wait=0.3) as smtp:
+        with pytest.raises(ReplyLost):
+            await sendmail(smtp, "bounce@ex.example", "alice@example.com", MESSAGE)
+        assert not smtp.is_connected
+    assert received.is_set()

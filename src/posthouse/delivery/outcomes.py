@@ -21,6 +21,13 @@ class NullMx(Exception):
     """The domain publishes a null MX (RFC 7505): it accepts no mail at all."""
 
 
+class ReplyLost(aiosmtplib.SMTPException):
+    """The whole message was written, final dot included, and the connection dropped or
+    timed out before the server answered: the server may have queued it (RFC 1047).
+    Never sent again at once: the attempt is recorded and retried on the schedule, with
+    the same Message-ID."""
+
+
 class TlsUnavailable(Exception):
     """TLS is required by policy, and the receiving host did not offer or complete it."""
 
@@ -51,6 +58,13 @@ def classify(error: BaseException, *, remote_host: str | None = None) -> SendRes
             return SendResult(Outcome.BOUNCED, 556, f"5.1.10 {error}", remote_host)
         case dns.resolver.NXDOMAIN():
             return SendResult(Outcome.BOUNCED, None, f"5.1.2 {error}", remote_host)
+        case ReplyLost():
+            return SendResult(
+                Outcome.DEFERRED,
+                None,
+                f"4.4.2 no reply after the message was sent, it may have been delivered: {error}",
+                remote_host,
+            )
         case TlsUnavailable():
             return SendResult(Outcome.DEFERRED, None, f"4.7.10 {error}", remote_host)
         case dns.exception.DNSException():

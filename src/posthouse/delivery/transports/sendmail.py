@@ -24,6 +24,8 @@ import aiosmtplib
 from aiosmtplib import SMTPDataError, SMTPRecipientsRefused, SMTPResponseException
 from aiosmtplib.protocol import COMMAND_INJECTION_REGEX, SMTPProtocol
 
+from posthouse.delivery.outcomes import ReplyLost
+
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 
@@ -211,12 +213,18 @@ async def _data(client: aiosmtplib.SMTP, payload: bytes) -> aiosmtplib.SMTPRespo
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     try:
-        # One write, then one awaited reply: the protocol's contract for a command.
+        # One write, then one awaited reply: the protocol's contract for a command. The
+        # write raises SMTPServerDisconnected if the connection is already gone, before
+        # anything of the message left: a fresh connection may then send it at once.
         protocol.write(payload)
-        response = await protocol.read_response(timeout=client.timeout)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+    except aiosmtplib.SMTPServerDisconnected:
         client.close()
         raise
+    try:
+        response = await protocol.read_response(timeout=client.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as error:
+        client.close()
+        raise ReplyLost(str(error)) from error
     if response.code != 250:
         raise SMTPDataError(response.code, response.message)
     return response
