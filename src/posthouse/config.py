@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         300.0, gt=0, description="how long a claim outlives a stopped worker; renewed every third"
     )
+    worker_shutdown_seconds: float = Field(
+        8.0, gt=0, description="a stopping worker exits within this; keep it under the grace"
+    )
     retry_base_seconds: float = Field(60.0, gt=0)
     retry_max_seconds: float = Field(3600.0, gt=0)
     queue_lifetime_seconds: float = Field(5 * 24 * 3600.0, gt=0)

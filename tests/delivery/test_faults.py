@@ -2,6 +2,7 @@
 draining one queue. Each worker is a subprocess; the SMTP server is real."""
 
 import asyncio
+import signal
 import threading
 import time
 from collections import Counter
@@ -279,3 +280,118 @@ class TestConnectionDroppedAfterData:
         assert message_id in dropped
         assert message_id in copy
         assert relay.connections == 2
+
+
+async def _send_to(client: httpx.AsyncClient, sender: SenderTokens, recipients: list[str]) -> str:
+    response = await client.post(
+        "/api/v1/emails",
+        headers=sender.headers,
+        **multipart(
+            {
+                "from": "no-reply@yourstore.example",
+                "to": recipients,
+                "subject": "Stop in time",
+                "body": "<p>Hello</p>",
+            }
+        ),
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["referenceId"])
+
+
+async def _sigterm(worker: WorkerProcess) -> tuple[int, float]:
+    """Stop the worker; its exit status and how long it took."""
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    status = await asyncio.to_thread(worker.process.wait, 30)
+    return status, time.monotonic() - started
+
+
+# Four sends at a time and at most four rounds held: a worker holds 16 deliveries.
+_SMALL_WORKER = {"POSTHOUSE_WORKER_CONCURRENCY": "4", "POSTHOUSE_SMTP_CONNECTIONS": "4"}
+
+
+class TestStopWithinTheBound:
+    async def test_sends_on_the_wire_finish_and_the_rest_is_given_back_to_another_worker(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        smtp_server: SmtpServer,
+        sessionmaker: async_sessionmaker,
+        settings: Settings,
+        processes: list[WorkerProcess],
+        tmp_path: Path,
+    ) -> None:
+        handler = smtp_server.handler
+        assert isinstance(handler, HoldingHandler)
+        handler.data_delay = 3.0  # every DATA reply slowed down
+        first = WorkerProcess(
+            settings, tmp_path, "worker-a", POSTHOUSE_WORKER_SHUTDOWN_SECONDS="6", **_SMALL_WORKER
+        )
+        processes.append(first)
+        await first.started()
+        recipients = [f"user{i:02}@example.com" for i in range(40)]
+        reference = await _send_to(client, sender, recipients)
+        assert await asyncio.to_thread(handler.data_started.wait, 30), first.text()
+
+        status, took = await _sigterm(first)
+
+        assert status == 0, first.text()
+        assert took < 6 + 1.0  # the bound, and a second for the process to exit
+        after_stop = await deliveries(sessionmaker, reference)
+        assert Counter(d.status for d in after_stop) == {"sent": 4, "queued": 36}
+        # Given back as if never claimed: due now, no lease, the attempt not counted.
+        assert {(d.attempts, d.lease_owner) for d in after_stop if d.status == "queued"} == {
+            (0, None)
+        }
+        assert "gave back 12 of 12 deliveries not yet started; 4 sends on the wire" in (
+            first.text()
+        )
+        assert "stopped: 4 sends finished and recorded" in first.text()
+
+        handler.data_delay = 0.0
+        second = WorkerProcess(settings, tmp_path, "worker-b", **_SMALL_WORKER)
+        processes.append(second)
+
+        async def all_sent() -> bool:
+            return set(await statuses(sessionmaker, reference)) == {"sent"}
+
+        await wait_until(all_sent)
+        assert second.stop() == 0
+        received = Counter(r.rcpt_tos[0] for r in handler.received)
+        assert sorted(received) == recipients
+        assert set(received.values()) == {1}
+        assert Counter(handler.senders) == {"worker-a": 4, "worker-b": 36}
+
+    async def test_a_send_still_unanswered_at_the_bound_is_cut_off_and_retried_on_schedule(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        smtp_server: SmtpServer,
+        sessionmaker: async_sessionmaker,
+        settings: Settings,
+        processes: list[WorkerProcess],
+        tmp_path: Path,
+    ) -> None:
+        handler = smtp_server.handler
+        assert isinstance(handler, HoldingHandler)
+        handler.data_delay = 30.0  # no reply within the bound
+        worker = WorkerProcess(
+            settings, tmp_path, "worker-a", POSTHOUSE_WORKER_SHUTDOWN_SECONDS="2", **_SMALL_WORKER
+        )
+        processes.append(worker)
+        await worker.started()
+        reference = await _send_to(client, sender, ["alice@example.com"])
+        assert await asyncio.to_thread(handler.data_started.wait, 30), worker.text()
+
+        status, took = await _sigterm(worker)
+
+        assert status == 0, worker.text()
+        assert took < 2 + 1.0
+        [delivery] = await deliveries(sessionmaker, reference)
+        assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("deferred", 1, None)
+        [attempt] = await attempts(sessionmaker, delivery.id)
+        assert attempt.smtp_reply.startswith("4.4.2 cut off when the worker stopped")
+        assert delivery.next_attempt_at > attempt.finished_at  # the schedule, not at once
+        assert await events(sessionmaker, delivery.id) == ["DeliveryDelay"]
+        assert "1 sends cut off at the shutdown bound, recorded as deferred" in worker.text()

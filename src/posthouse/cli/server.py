@@ -58,6 +58,14 @@ def api(
 
 def worker(
     once: Annotated[bool, typer.Option(help="Deliver what is due, then exit.")] = False,
+    shutdown_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="On SIGTERM, exit within this many seconds (POSTHOUSE_WORKER_SHUTDOWN_SECONDS,"
+            " default 8).",
+        ),
+    ] = None,
 ) -> None:
     """Run a delivery worker (any number of them, against PostgreSQL)."""
     from posthouse.delivery.transports.factory import create_transport
@@ -68,6 +76,8 @@ def worker(
     logging_setup()
     settings = get_settings()
     settings.check_production_secrets()
+    if shutdown_seconds is not None:
+        settings = settings.model_copy(update={"worker_shutdown_seconds": shutdown_seconds})
 
     async def main() -> None:
         engine = create_engine(settings.database_url)
@@ -91,7 +101,13 @@ def worker(
                 logging.getLogger("posthouse").info("worker %s started", runner.owner)
                 await runner.run(stop)
         finally:
-            await transport.close()
+            # Within what the shutdown bound left for it: a server that does not answer
+            # QUIT must not hold the exit.
+            try:
+                async with asyncio.timeout(min(0.5, settings.worker_shutdown_seconds * 0.1)):
+                    await transport.close()
+            except TimeoutError:
+                logging.getLogger("posthouse").warning("closing SMTP connections timed out")
             await engine.dispose()
 
     run(main)

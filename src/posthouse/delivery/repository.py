@@ -11,6 +11,7 @@ from sqlalchemy import (
     TextClause,
     Update,
     bindparam,
+    case,
     delete,
     insert,
     select,
@@ -146,6 +147,32 @@ class QueueRepository:
             )
             .values(lease_expires_at=until)
         )
+
+    async def give_back(
+        self, *, owner: str, delivery_ids: Sequence[uuid.UUID], now: datetime
+    ) -> int:
+        """Undo this worker's claim of deliveries it never started to send (it is
+        stopping): due at once for any worker, the claim's attempt not counted."""
+        if not delivery_ids:
+            return 0
+        first = _delivery.c.attempts == 1
+        result = await self.session.execute(
+            update(_delivery)
+            .where(
+                _delivery.c.id.in_(delivery_ids),
+                _delivery.c.lease_owner == owner,
+                text("status = 'sending'"),
+            )
+            .values(
+                status=case((first, DeliveryStatus.QUEUED), else_=DeliveryStatus.DEFERRED),
+                attempts=_delivery.c.attempts - 1,
+                last_attempt_at=case((first, None), else_=_delivery.c.last_attempt_at),
+                next_attempt_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        return result.rowcount or 0
 
     async def contents(
         self, message_ids: Sequence[uuid.UUID]

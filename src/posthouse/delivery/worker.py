@@ -9,6 +9,9 @@ Invariants:
   same Message-ID).
 - Outcomes are buffered in memory only until the recorder writes them; a crash loses the
   record, never the delivery.
+- A stop (SIGTERM) is bounded (``worker_shutdown_seconds``): deliveries claimed but not
+  yet started are given back at once, sends on the wire get until shortly before the
+  bound, and one still unanswered then is recorded as cut off and retried on schedule.
 """
 
 import asyncio
@@ -82,6 +85,9 @@ class Worker:
         self._refill_below = settings.worker_concurrency * 2
         self._max_held = settings.worker_concurrency * 4
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Dispatched but still waiting for a send slot: what a stopping worker gives back.
+        self._waiting: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._stopping = False
         self._room = asyncio.Event()
         # Claimed and not yet recorded: the deliveries whose leases this worker renews.
         self._held: set[uuid.UUID] = set()
@@ -109,7 +115,7 @@ class Worker:
                 # the deliveries claimed before are nearly all under way.
                 if len(self._in_flight) >= self._refill_below:
                     self._room.clear()
-                    await self._room.wait()
+                    await _first_of(self._room, stop)
                     continue
                 try:
                     claimed = await self._claim_and_dispatch()
@@ -118,14 +124,73 @@ class Worker:
                     claimed = 0
                 if not claimed:
                     await self._idle(stop)
-            # A graceful stop: sends in flight finish and are recorded. Not in `finally`:
-            # when the task is cancelled instead, the recorder may be cancelled too, and
-            # waiting for it would never end.
-            if self._in_flight:
-                await asyncio.wait(self._in_flight)
-            await self._results.join()
+            # A graceful stop. Not in `finally`: when the task is cancelled instead, the
+            # recorder may be cancelled too, and waiting for it would never end.
+            await self._stop_within(self.settings.worker_shutdown_seconds)
         finally:
             await _cancel(*bookkeeping, rechecks)
+
+    async def _stop_within(self, bound: float) -> None:
+        """Give back what has not started, let sends on the wire finish and record them,
+        all within ``bound`` seconds; what cannot be recorded in time keeps its lease
+        (and is sent again once the lease expires, as after a crash)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        self._stopping = True
+        unstarted = list(self._waiting)
+        for task in self._waiting.values():
+            task.cancel()
+        self._waiting.clear()
+        on_wire = len(self._in_flight) - len(unstarted)
+        given_back = await self._give_back(unstarted)
+        log.info(
+            "stopping: gave back %d of %d deliveries not yet started; %d sends on the wire "
+            "get up to %.1f s",
+            given_back,
+            len(unstarted),
+            on_wire,
+            bound,
+        )
+        cut_off = 0
+        if self._in_flight:
+            # Leave time to record the outcomes and close the connections.
+            sending = deadline - min(1.5, bound * 0.2) - loop.time()
+            _, pending = await asyncio.wait(self._in_flight, timeout=max(sending, 0))
+            for task in pending:
+                task.cancel()
+            cut_off = len(pending)
+            if pending:
+                await asyncio.wait(pending)
+        try:
+            async with asyncio.timeout(max(deadline - min(0.5, bound * 0.1) - loop.time(), 0)):
+                await self._results.join()
+        except TimeoutError:
+            log.warning(
+                "stopped with %d outcomes unrecorded: their leases will expire and they "
+                "will be sent again",
+                self._results.qsize(),
+            )
+            return
+        if cut_off:
+            log.warning(
+                "stopped: %d sends cut off at the shutdown bound, recorded as deferred", cut_off
+            )
+        log.info("stopped: %d sends finished and recorded", on_wire - cut_off)
+
+    async def _give_back(self, delivery_ids: list[uuid.UUID]) -> int:
+        self._held.difference_update(delivery_ids)
+        if not delivery_ids:
+            return 0
+        try:
+            async with self.sessionmaker.begin() as session:
+                return await QueueRepository(session).give_back(
+                    owner=self.owner, delivery_ids=delivery_ids, now=utcnow()
+                )
+        except Exception:
+            log.exception(
+                "giving back %d deliveries failed; their leases will expire", len(delivery_ids)
+            )
+            return 0
 
     async def run_until_idle(self) -> int:
         """Deliver everything due now, then return how many attempts were made."""
@@ -208,6 +273,7 @@ class Worker:
         for delivery in sendable:
             task = asyncio.create_task(self._deliver(delivery, contents[delivery.message_id]))
             self._in_flight.add(task)
+            self._waiting[delivery.id] = task
             task.add_done_callback(self._sent)
         return len(claimed)
 
@@ -241,6 +307,7 @@ class Worker:
 
     async def _deliver(self, delivery: ClaimedDelivery, content: MessageContent) -> None:
         async with self._send_slots:
+            self._waiting.pop(delivery.id, None)
             started = utcnow()
             sending_domain = from_domain(content.message)
             # A destination that blocks us is not sent to until its backoff ends.
@@ -268,6 +335,12 @@ class Worker:
             except Exception as error:
                 log.warning("delivery %s failed: %r", delivery.id, error)
                 result = classify(error)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                # The shutdown bound: the server may have the message (RFC 1047).
+                reply = "4.4.2 cut off when the worker stopped; it may have been delivered"
+                result = SendResult(Outcome.DEFERRED, None, reply)
             judged = self._blocks.judge(result, delivery, sending_domain=sending_domain)
             await self._results.put(_Result(delivery, judged, started, utcnow()))
 
@@ -366,6 +439,15 @@ class Worker:
             wait = timedelta(seconds=result.send.retry_after)
             next_at = min(max(next_at, result.finished_at + wait), result.delivery.expires_at)
         return DeliveryStatus.DEFERRED, EventType.DELIVERY_DELAY, next_at
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _cancel(*tasks: asyncio.Task[None]) -> None:
