@@ -112,8 +112,8 @@ async def transaction(
 
 
 def create_side_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine | None:
-    """PostgreSQL connections for the protections' side writes (rate-limit buckets,
-    idempotency claims, quota reservations): single autocommitted statements that must
+    """PostgreSQL connections for the protections' side writes (rate-limit buckets and
+    quota reservations): single autocommitted statements that must
     be visible to other requests at once and must not hold a row lock until the
     request commits. ``synchronous_commit=off`` is safe for them: a request's own commit
     flushes the WAL up to itself, which includes every side write made before it.

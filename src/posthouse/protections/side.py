@@ -1,6 +1,6 @@
 """Side writes: statements that must commit on their own, outside the request's
 transaction, so other requests see them at once and no row stays locked until the
-request commits (rate-limit buckets, idempotency claims, quota reservations).
+request commits (rate-limit buckets, quota reservations).
 
 The api makes a pool for them on PostgreSQL (db.engine.create_side_engine) and passes it
 explicitly (``AcceptContext.side_engine`` -> ``SubmitOptions.side_engine``). Without one
