@@ -10,15 +10,17 @@ import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from posthouse.config import Settings
 from posthouse.db.base import utcnow
+from posthouse.db.engine import create_engine, create_sessionmaker
 from posthouse.db.models import Event
 from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
 from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
-from tests.conftest import SenderTokens, multipart
+from tests.conftest import PG_URL, SenderTokens, multipart
 from tests.helpers import attempts, deliveries, events, settle, statuses, wait_until
 from tests.smtp_server import RecordingHandler, SmtpServer, free_port
 
@@ -499,3 +501,33 @@ class TestClaims:
             await running
         assert sorted(held) == ["queued"] * 8 + ["sending"] * 4
         assert len(smtp_server.received) == 12
+
+
+class TestDatabaseUnavailable:
+    async def test_a_worker_logs_one_line_a_second_and_no_tracebacks(
+        self, settings: Settings, tmp_path: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        if PG_URL:
+            url = make_url(settings.database_url).set(port=free_port())
+            unreachable = url.render_as_string(hide_password=False)
+        else:
+            unreachable = f"sqlite+aiosqlite:///{tmp_path}/missing/posthouse.db"
+        engine = create_engine(unreachable)
+        transport = create_transport(settings)
+        worker = Worker(
+            sessionmaker=create_sessionmaker(engine), transport=transport, settings=settings
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(1.5)  # some 30 claims at the fixture's 0.05 s poll
+        stop.set()
+        await running
+        await transport.close()
+        await engine.dispose()
+
+        worker_lines = [r for r in caplog.records if r.name.startswith("posthouse.delivery")]
+        outage_lines = [r for r in caplog.records if r.name == "posthouse.db"]
+        assert worker_lines == []
+        assert 1 <= len(outage_lines) <= 2
+        assert {r.levelname for r in outage_lines} == {"WARNING"}
+        assert "database unavailable" in outage_lines[0].getMessage()

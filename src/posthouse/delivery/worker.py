@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posthouse.config import Settings
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import DeliveryStatus
+from posthouse.db.outage import OutageLog, is_unavailable
 from posthouse.delivery import blocks, screening
 from posthouse.delivery.blocks import DestinationBlocks, Judged
 from posthouse.delivery.content import MessageContent, RecipientHook, from_domain, mime_content
@@ -88,6 +89,7 @@ class Worker:
         # Dispatched but still waiting for a send slot: what a stopping worker gives back.
         self._waiting: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._stopping = False
+        self._outages = OutageLog()
         self._room = asyncio.Event()
         # Claimed and not yet recorded: the deliveries whose leases this worker renews.
         self._held: set[uuid.UUID] = set()
@@ -119,8 +121,8 @@ class Worker:
                     continue
                 try:
                     claimed = await self._claim_and_dispatch()
-                except Exception:
-                    log.exception("claiming deliveries failed; retrying shortly")
+                except Exception as error:
+                    self._failed(error, "claiming deliveries failed; retrying shortly")
                     claimed = 0
                 if not claimed:
                     await self._idle(stop)
@@ -191,6 +193,13 @@ class Worker:
                 "giving back %d deliveries failed; their leases will expire", len(delivery_ids)
             )
             return 0
+
+    def _failed(self, error: Exception, message: str) -> None:
+        """A database outage is one line a second; anything else gets its traceback."""
+        if is_unavailable(error):
+            self._outages.note(error)
+        else:
+            log.error(message, exc_info=error)
 
     async def run_until_idle(self) -> int:
         """Deliver everything due now, then return how many attempts were made."""
@@ -296,8 +305,8 @@ class Worker:
                             delivery_ids=held[start : start + _RENEW_BATCH],
                             until=utcnow() + lease,
                         )
-                except Exception:
-                    log.exception("renewing leases failed; trying again in a third of a lease")
+                except Exception as error:
+                    self._failed(error, "renewing leases failed; trying again in a third of one")
 
     def _remember(self, content: MessageContent) -> None:
         self._contents[content.message.id] = content
@@ -355,9 +364,9 @@ class Worker:
                     async with self.sessionmaker.begin() as session:
                         await self._record(session, batch)
                     break
-                except Exception:
+                except Exception as error:
                     # Keep the outcomes: the database may come back before the leases expire.
-                    log.exception("recording %d outcomes failed; retrying", len(batch))
+                    self._failed(error, f"recording {len(batch)} outcomes failed; retrying")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
             self._held.difference_update(result.delivery.id for result in batch)
