@@ -85,7 +85,7 @@ class _WriteBlocker:
             self._pg = await psycopg.AsyncConnection.connect(_libpq(self.settings.database_url))
             await self._pg.execute("LOCK TABLE message IN ACCESS EXCLUSIVE MODE")
         else:
-            path = self.settings.sqlite_path()
+            path = make_url(self.settings.database_url).database
             assert path is not None
             self._sqlite = sqlite3.connect(path, isolation_level=None)
             self._sqlite.execute("BEGIN IMMEDIATE")

@@ -172,7 +172,7 @@ class QueueRepository:
                 lease_expires_at=None,
             )
         )
-        return result.rowcount or 0
+        return db_dialect.rowcount(result)
 
     async def contents(
         self, message_ids: Sequence[uuid.UUID]
