@@ -66,6 +66,7 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.MissingVariables: errors.MissingVariables(
         "missing template variables: city, name", names=["city", "name"]
     ),
+    errors.ServiceUnavailable: errors.ServiceUnavailable(retry_after=5),
 }
 
 
@@ -102,6 +103,7 @@ NATIVE = Door(
         errors.ValidationFailed: "replyTo accepts at most 50 addresses",
         errors.RequestTooLarge: "body is larger than 10 MB",
         errors.MissingVariables: "missing template variables: city, name",
+        errors.ServiceUnavailable: "The service is temporarily unavailable; try again shortly",
     },
 )
 
@@ -125,5 +127,7 @@ def test_the_door_renders_the_error_in_its_shape(
     door.check_body(error, body)
     if error_class in door.wording:
         assert door.wording[error_class] in json.dumps(body, ensure_ascii=False)
-    if isinstance(error, errors.RateLimited | errors.IdempotencyInFlight):
+    if isinstance(
+        error, errors.RateLimited | errors.IdempotencyInFlight | errors.ServiceUnavailable
+    ):
         assert response.headers["Retry-After"] == str(error.retry_after)
