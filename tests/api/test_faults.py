@@ -265,17 +265,20 @@ class TestApiProcessDeath:
         async def two_children() -> bool:
             return len(_server_children(api.process.pid)) == 2
 
-        await _poll(two_children, within=30)
+        await _poll(two_children, within=60)
         victim = _server_children(api.process.pid)[0]
         os.kill(victim, signal.SIGKILL)
 
         async def reported() -> bool:
             return f"api process {victim} was killed by SIGKILL" in api.text()
 
-        await _poll(reported, within=30)
+        await _poll(reported, within=60)
         [line] = [line for line in api.text().splitlines() if f"api process {victim}" in line]
         assert " WARNING posthouse.api: " in line
         replacement = int(line.rsplit("started process ", 1)[1].split()[0])
-        assert replacement in _server_children(api.process.pid)
-        await api.started()
+        assert replacement != victim
+        # On a busy machine uvicorn may take a slow-starting child for a hung one and
+        # replace it again (logged the same way): wait for two children, not this one.
+        await _poll(two_children, within=60)
+        await api.started(within=60)
         assert api.stop() == 0
