@@ -14,7 +14,10 @@ from posthouse.accounts.service import CredentialCache
 from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
+from posthouse.api.admin import usecases as usecases_router
+from posthouse.api.dialects import envelope
 from posthouse.api.limits import BodySizeLimit
+from posthouse.api.native import history as native_history
 from posthouse.api.native import routes as native
 from posthouse.api.rate_limits import RateLimitHeaders
 from posthouse.config import Settings, get_settings
@@ -23,6 +26,8 @@ from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
 from posthouse.domains.service import VerifiedDomainCache
 from posthouse.heap import freeze_startup_heap
+from posthouse.history.downloads import Downloads
+from posthouse.history.paging import Tokens
 from posthouse.inbound.listener import InboundServer
 from posthouse.sending.accept import AcceptContext
 from posthouse.templates import service as templates_service
@@ -51,6 +56,9 @@ def create_app(
         ttl = settings.auth_cache_seconds
         app.state.credential_cache = CredentialCache(ttl=ttl) if ttl > 0 else None
         app.state.verified_domains = VerifiedDomainCache(ttl=ttl) if ttl > 0 else None
+        secret = settings.secret_key.get_secret_value()
+        app.state.history_tokens = Tokens(secret)
+        app.state.downloads = Downloads(secret, lifetime=settings.attachment_url_seconds)
         app.state.worker = None
         app.state.inbound = None
         worker_task = None
@@ -98,9 +106,13 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RateLimitHeaders)
     app.include_router(native.router)
+    app.include_router(native_history.router)
     app.include_router(suppressions_router.router)
     app.include_router(domains_router.router)
     app.include_router(templates_router.router)
+    app.include_router(usecases_router.router)
+    app.include_router(envelope.router)
+    app.include_router(envelope.downloads_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz() -> JSONResponse:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # verification reaches every process within this time.
     auth_cache_seconds: float = Field(1.0, ge=0, description="0 = look them up every time")
     require_verified_domains: bool = True
+    # How long a signed attachment download URL (seed 004) works after it is handed out.
+    attachment_url_seconds: float = Field(300.0, gt=0)
 
     # Sending domains: the host named in the SPF and return-path MX records to publish
     # (defaults to helo_name, then this machine's FQDN), and how often DNS is re-checked.

@@ -154,3 +154,17 @@ class MissingVariables(ValidationFailed):
         super().__init__(detail, field="variables")
         self.names = names
         self.recipient = recipient
+class UseCaseNotFound(NotFound):
+    """Unknown use case, or another workspace's: the two look the same."""
+
+
+class UseCaseExists(PosthouseError):
+    status_code = 409
+
+
+class EmailNotFound(NotFound):
+    """A history lookup (an email, its body or attachment) found nothing of the caller's."""
+
+
+class ContinuationTokenInvalid(ValidationFailed):
+    """A paging token that was tampered with, or given with other filters than its own."""

@@ -1,4 +1,5 @@
-"""Reading ``multipart/form-data`` sends: a JSON ``payload`` part plus file parts.
+"""Reading ``multipart/form-data`` sends: a JSON ``payload`` part (or plain form fields)
+plus file parts.
 
 python-multipart's streaming parser, driven directly: Starlette's form layer on top of it
 (a spooled temporary file and an upload object per part) cost about 5% of the api's
@@ -30,6 +31,8 @@ MAX_PARTS = 50
 class MultipartSend:
     payload: dict[str, Any]
     attachments: list[AttachmentInput]
+    # Text parts other than the payload, by name (seed 004 sends plain form fields).
+    fields: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,13 +84,14 @@ class _Reader:
 
 
 async def read_multipart_send(
-    request: Request, *, max_files: int, file_field: str = "attachments"
+    request: Request, *, max_files: int, file_field: str = "attachments", json_payload: bool = True
 ) -> MultipartSend:
+    """The parts of a send. With ``json_payload`` exactly one ``payload`` part must hold a
+    JSON object; without, the text parts are returned as ``fields``."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
-        raise ValidationFailed(
-            "Content-Type must be multipart/form-data with a JSON 'payload' part", field="payload"
-        )
+        wanted = " with a JSON 'payload' part" if json_payload else ""
+        raise ValidationFailed(f"Content-Type must be multipart/form-data{wanted}", field="payload")
     boundary = options.get(b"boundary")
     if not boundary:
         raise ValidationFailed("malformed multipart body: missing boundary")
@@ -101,6 +105,7 @@ async def read_multipart_send(
         raise ValidationFailed(f"malformed multipart body: {error}") from None
     payloads: list[_Part] = []
     attachments: list[AttachmentInput] = []
+    fields: dict[str, list[str]] = {}
     for part in reader.parts:
         _, disposition = parse_options_header(part.headers.get("content-disposition", ""))
         if b"name" not in disposition:
@@ -108,7 +113,7 @@ async def read_multipart_send(
                 'malformed multipart body: a part without a Content-Disposition "name"'
             )
         name = disposition[b"name"].decode("utf-8", "replace")
-        if name == "payload":
+        if name == "payload" and json_payload:
             payloads.append(part)
         elif name in (file_field, f"{file_field}[]"):
             if b"filename" not in disposition:
@@ -122,6 +127,13 @@ async def read_multipart_send(
                     content_type=part.headers.get("content-type"),
                 )
             )
+        elif not json_payload:
+            try:
+                fields.setdefault(name, []).append(part.data().decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ValidationFailed(f"{name} is not valid UTF-8", field=name) from None
+    if not json_payload:
+        return MultipartSend(payload={}, attachments=attachments, fields=fields)
     if len(payloads) != 1:
         raise ValidationFailed("exactly one 'payload' part is required", field="payload")
     text = payloads[0].data()

@@ -34,6 +34,7 @@ class DkimSelectorRead(BaseModel):
 
 
 class DomainRead(BaseModel):
+    id: str = Field(description="The domain's UUID: seed 004's setup_id")
     name: str
     returnPathDomain: str
     verified: bool
@@ -47,6 +48,7 @@ def domain_read(detail: DomainDetail) -> DomainRead:
     domain = detail.domain
     required = {id(r) for r in detail.required_records}
     return DomainRead(
+        id=str(domain.id),
         name=domain.name,
         returnPathDomain=domain.return_path_domain,
         verified=domain.verified_at is not None,

@@ -58,6 +58,8 @@ class SubmitOptions:
     side_engine: AsyncEngine | None = None
     # Runs on the request before validation (templates render there); None: as given.
     content: ContentStep | None = None
+    # Seed 004: the use case the email is sent through (its history lists by it).
+    use_case_id: uuid.UUID | None = None
 
 
 @dataclass
@@ -236,6 +238,9 @@ def _rows(
         recipient_variables=personal.recipients if personal else None,
         subject_template=personal.subject_template if personal else None,
         preheader=send.preheader,
+        use_case_id=options.use_case_id,
+        # From the workspace as loaded with the credentials: no query of its own.
+        tier=workspace.reputation_tier,
     )
     attachment_rows = [
         row(
@@ -266,6 +271,9 @@ def _rows(
             tracking_token=secrets.token_urlsafe(18),
             created_at=now,
             updated_at=now,
+            from_domain=domain.lower(),
+            use_case_id=options.use_case_id,
+            state="sent",
         )
         for kind, recipient in send.envelope_recipients()
     ]

@@ -143,6 +143,14 @@ def multipart_doc(payload: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+class TimelineEvent(BaseModel):
+    id: str
+    type: str
+    eventAt: datetime
+    receivedAt: datetime
+    data: dict[str, Any]
+
+
 class RecipientStatus(BaseModel):
     email: str
     type: str = Field(description="to, cc or bcc")
@@ -158,6 +166,10 @@ class RecipientStatus(BaseModel):
         "infrastructure or unknown (docs/bounces.md)"
     )
     failureSubclass: str | None
+    state: str = Field(description="sent, delivered, rejected, bounced or complained")
+    openCount: int
+    clickCount: int
+    events: list[TimelineEvent] = Field(description="The recipient's events, in order")
 
 
 class AttachmentInfo(BaseModel):
