@@ -5,10 +5,17 @@ transactions commit out of order. On PostgreSQL an order by time or by a sequenc
 loses events: a transaction that took its number (or timestamp) earlier can commit after
 a reader has already moved past it. So each event carries its inserting transaction's id
 (``event.feed_txid``, a column default) and the feed orders by (feed_txid, id), handing
-out only events of transactions older than the reading snapshot's xmin: every such
-transaction has ended, so nothing can later appear before a cursor taken from them, and
-every transaction that starts later gets a larger id. A long-running transaction holds
-the feed back until it ends; it never makes it skip.
+out only events of transactions older than the horizon: the oldest transaction the
+reading snapshot still sees in progress, or the snapshot's xmax when there is none. Every
+transaction below it has ended, so nothing can later appear before a cursor taken from
+them, and every transaction that starts later gets a larger id.
+
+The snapshot lists in-progress transactions of every database of the cluster; those that
+``pg_stat_activity`` shows in another database cannot write this table and are left out,
+so a long transaction elsewhere does not stall the feed. Anything not shown there (it
+ended after the snapshot, is a prepared transaction, or the role may not see it) is kept:
+it can only delay the feed, never make it skip. A long-running transaction in this
+database holds the feed back until it ends.
 
 SQLite has one writer at a time, so rows become visible in rowid order: the rowid alone
 is the position.
@@ -25,7 +32,16 @@ from posthouse.db.models import Event
 Position = list[Any]
 
 _ROWID = literal_column("event.rowid", BigInteger)
-_HORIZON = cast(text("pg_snapshot_xmin(pg_current_snapshot())::text"), BigInteger)
+_HORIZON = cast(
+    text(
+        "(SELECT coalesce("
+        " (SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+        "  WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a"
+        "   WHERE a.backend_xid = x::xid AND a.datname <> current_database())),"
+        " pg_snapshot_xmax(pg_current_snapshot()))::text)"
+    ),
+    BigInteger,
+)
 
 
 def _postgresql(dialect: Dialect) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
-    case,
+    and_,
     exists,
     false,
     func,
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from posthouse.db import feed
-from posthouse.db.models import Attachment, Delivery, Domain, Event, Message
+from posthouse.db.models import Attachment, Delivery, Domain, Event, Message, UseCase
 from posthouse.events.types import EventType
 
 
@@ -77,12 +77,9 @@ class EmailRow:
     state: str
     sent_at: datetime
     attachment_count: int
-
-
-@dataclass
-class Engagement:
-    open_count: int = 0
-    click_count: int = 0
+    setup_id: uuid.UUID | None
+    open_count: int
+    click_count: int
 
 
 @dataclass(frozen=True)
@@ -92,6 +89,23 @@ class FeedEvent:
     position: list[Any] = field(default_factory=list)
 
 
+def _machine() -> ColumnElement[bool]:
+    """Open/Click events a machine (a mail scanner, a proxy) caused: left out of counts."""
+    return func.coalesce(Event.data["machine"].as_boolean(), false())
+
+
+def _count(kind: EventType) -> Any:
+    """How many events of ``kind`` the row's delivery has (ix_event_delivery_id)."""
+    return (
+        select(func.count())
+        .where(Event.delivery_id == Delivery.id, Event.type == kind, ~_machine())
+        .correlate(Delivery)
+        .scalar_subquery()
+    )
+
+
+# An email as the lists show it, in one statement: its setup (the workspace's domain of
+# that name, if any) and its open and click counts come with it.
 _EMAIL_COLUMNS = (
     Delivery.id,
     Delivery.message_id,
@@ -103,8 +117,10 @@ _EMAIL_COLUMNS = (
     Delivery.state,
     Delivery.created_at,
     Message.attachment_count,
+    Domain.id,
+    _count(EventType.OPEN),
+    _count(EventType.CLICK),
 )
-_ENGAGEMENT = (EventType.OPEN, EventType.CLICK)
 
 
 def _decided(states: tuple[str, ...]) -> ColumnElement[bool]:
@@ -113,9 +129,11 @@ def _decided(states: tuple[str, ...]) -> ColumnElement[bool]:
     return Delivery.state != "sent" if "sent" not in states else true()
 
 
-def _machine() -> ColumnElement[bool]:
-    """Open/Click events a machine (a mail scanner, a proxy) caused: left out of counts."""
-    return func.coalesce(Event.data["machine"].as_boolean(), false())
+def _with_setup(statement: Select[Any]) -> Select[Any]:
+    return statement.join(Message, Message.id == Delivery.message_id).outerjoin(
+        Domain,
+        and_(Domain.workspace_id == Delivery.workspace_id, Domain.name == Delivery.from_domain),
+    )
 
 
 class HistoryRepository:
@@ -129,7 +147,7 @@ class HistoryRepository:
     # Emails: one recipient's copy each.
 
     def _emails(self, query: EmailQuery) -> Select[Any]:
-        statement = select(*_EMAIL_COLUMNS).join(Message, Message.id == Delivery.message_id)
+        statement = _with_setup(select(*_EMAIL_COLUMNS))
         if query.use_case_id is not None:
             statement = statement.where(Delivery.use_case_id == query.use_case_id)
         if query.from_domain is not None:
@@ -149,54 +167,43 @@ class HistoryRepository:
             statement = statement.where(Delivery.created_at < query.sent_before)
         return statement
 
-    async def emails(
+    def email_page(
         self, query: EmailQuery, *, before: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[EmailRow]:
-        """Up to ``limit`` emails, newest first, older than the position ``before``."""
+    ) -> Select[Any]:
+        """The statement of one page: newest first, older than the position ``before``."""
         statement = self._emails(query)
         if before is not None:
             statement = statement.where(tuple_(Delivery.created_at, Delivery.id) < tuple_(*before))
-        statement = statement.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
+        return statement.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
+
+    async def emails(
+        self, query: EmailQuery, *, before: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[EmailRow]:
+        statement = self.email_page(query, before=before, limit=limit)
         return [EmailRow(*row) for row in await self.session.execute(statement)]
 
     async def email(self, workspace_id: uuid.UUID, delivery_id: uuid.UUID) -> EmailRow | None:
         row = (
             await self.session.execute(
-                select(*_EMAIL_COLUMNS)
-                .join(Message, Message.id == Delivery.message_id)
-                .where(Delivery.id == delivery_id, Delivery.workspace_id == workspace_id)
+                _with_setup(select(*_EMAIL_COLUMNS)).where(
+                    Delivery.id == delivery_id, Delivery.workspace_id == workspace_id
+                )
             )
         ).first()
         return None if row is None else EmailRow(*row)
 
-    async def engagement(self, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, Engagement]:
-        """Open and click counts per delivery, machine-caused ones left out."""
-        counts = {delivery_id: Engagement() for delivery_id in delivery_ids}
-        if not delivery_ids:
-            return counts
-        rows = await self.session.execute(
-            select(
-                Event.delivery_id,
-                func.sum(case((Event.type == EventType.OPEN, 1), else_=0)),
-                func.sum(case((Event.type == EventType.CLICK, 1), else_=0)),
+    async def detail(
+        self, workspace_id: uuid.UUID, delivery_id: uuid.UUID
+    ) -> tuple[Delivery, Message, uuid.UUID | None, str | None] | None:
+        """The delivery, its message, its setup's id and its use case's type."""
+        row = (
+            await self.session.execute(
+                _with_setup(select(Delivery, Message, Domain.id, UseCase.type))
+                .outerjoin(UseCase, UseCase.id == Delivery.use_case_id)
+                .where(Delivery.id == delivery_id, Delivery.workspace_id == workspace_id)
             )
-            .where(
-                Event.delivery_id.in_(delivery_ids),
-                Event.type.in_(_ENGAGEMENT),
-                ~_machine(),
-            )
-            .group_by(Event.delivery_id)
-        )
-        for delivery_id, opens, clicks in rows:
-            counts[delivery_id] = Engagement(int(opens or 0), int(clicks or 0))
-        return counts
-
-    async def setups(self, workspace_id: uuid.UUID) -> dict[str, uuid.UUID]:
-        """The workspace's domain ids by name."""
-        rows = await self.session.execute(
-            select(Domain.name, Domain.id).where(Domain.workspace_id == workspace_id)
-        )
-        return {row.name: row.id for row in rows}
+        ).first()
+        return None if row is None else (row[0], row[1], row[2], row[3])
 
     async def setup_name(self, workspace_id: uuid.UUID, domain_id: uuid.UUID) -> str | None:
         return await self.session.scalar(
@@ -207,11 +214,6 @@ class HistoryRepository:
         message = await self.session.get(Message, message_id)
         assert message is not None  # a delivery's message is never deleted
         return message
-
-    async def delivery(self, delivery_id: uuid.UUID) -> Delivery:
-        delivery = await self.session.get(Delivery, delivery_id)
-        assert delivery is not None
-        return delivery
 
     async def deliveries(self, message_ids: list[uuid.UUID]) -> list[Delivery]:
         if not message_ids:

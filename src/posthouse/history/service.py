@@ -18,13 +18,11 @@ from posthouse.history.paging import Tokens
 from posthouse.history.repository import (
     EmailQuery,
     EmailRow,
-    Engagement,
     EventQuery,
     FeedEvent,
     HistoryRepository,
     MessageQuery,
 )
-from posthouse.usecases.repository import UseCaseRepository
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -271,25 +269,23 @@ async def list_emails(
     rows = await repository.emails(query, before=before, limit=limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    engagement = await repository.engagement([row.id for row in rows])
-    setups = await repository.setups(scope.workspace_id) if rows else {}
     token = _next(tokens, key, rows[-1].sent_at, rows[-1].id) if has_more else None
-    return EmailPage([_summary(row, setups, engagement[row.id]) for row in rows], has_more, token)
+    return EmailPage([_summary(row) for row in rows], has_more, token)
 
 
-def _summary(row: EmailRow, setups: dict[str, uuid.UUID], engagement: Engagement) -> EmailSummary:
+def _summary(row: EmailRow) -> EmailSummary:
     return EmailSummary(
         id=row.id,
         use_case_id=row.use_case_id,
-        setup_id=setups.get(row.from_domain),
+        setup_id=row.setup_id,
         from_address=row.from_email,
         to_address=row.recipient,
         subject=row.subject,
         state=row.state,
         sent_at=row.sent_at,
         has_attachment=row.attachment_count > 0,
-        open_count=engagement.open_count,
-        click_count=engagement.click_count,
+        open_count=row.open_count,
+        click_count=row.click_count,
     )
 
 
@@ -306,23 +302,33 @@ async def get_email(
     session: AsyncSession, *, workspace_id: uuid.UUID, email_id: uuid.UUID
 ) -> EmailDetail:
     repository = HistoryRepository(session)
-    row = await _own_email(repository, workspace_id, email_id)
-    message = await repository.message(row.message_id)
-    delivery = await repository.delivery(row.id)
-    activity = activity_of(await repository.events_of([row.id]))
-    setups = await repository.setups(workspace_id)
-    use_cases = await UseCaseRepository(session).in_workspace(
-        workspace_id, {row.use_case_id} if row.use_case_id else set()
+    found = await repository.detail(workspace_id, email_id)
+    if found is None:
+        raise EmailNotFound("email not found")
+    delivery, message, setup_id, use_case_type = found
+    activity = activity_of(await repository.events_of([delivery.id]))
+    summary = EmailSummary(
+        id=delivery.id,
+        use_case_id=delivery.use_case_id,
+        setup_id=setup_id,
+        from_address=message.from_email,
+        to_address=delivery.recipient,
+        subject=message.subject,
+        state=delivery.state,
+        sent_at=delivery.created_at,
+        has_attachment=message.attachment_count > 0,
+        open_count=activity.open_count,
+        click_count=activity.click_count,
     )
-    use_case = use_cases.get(row.use_case_id) if row.use_case_id else None
-    summary = _summary(row, setups, Engagement(activity.open_count, activity.click_count))
     updated = max(filter(None, [delivery.updated_at, activity.last_received_at]))
     return EmailDetail(
         summary=summary,
         message_id=message.message_id_header,
-        email_type=use_case.type if use_case else "transactional",
+        email_type=use_case_type or "transactional",
         tier=message.tier,
-        attachment_filenames=await repository.attachment_names(message.id),
+        attachment_filenames=await repository.attachment_names(message.id)
+        if message.attachment_count
+        else [],
         activity=activity,
         updated_at=updated,
     )
