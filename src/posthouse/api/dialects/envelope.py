@@ -109,6 +109,7 @@ downloads_router = APIRouter(
     prefix="/v1/email-downloads",
     tags=["seed 004: email"],
     route_class=front_door_route(render_error),
+    dependencies=[Depends(rate_limited(lambda request: None))],  # the client IP's bucket
 )
 
 
