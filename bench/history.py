@@ -1,18 +1,19 @@
 """Benchmark of the history's queries (issue 16) at 10,000 and at 1,000,000 stored emails.
 
-Drops and recreates a scratch PostgreSQL database (``--database``, default
-``posthouse_bench16``), migrates it, and bulk-loads emails with their events by
+Drops and recreates scratch PostgreSQL databases (``posthouse_bench16_<size>``), migrates
+them, and bulk-loads emails with their events by
 ``INSERT ... SELECT generate_series`` (not through the API): one workspace, two email
 setups, ten use cases, 50,000 distinct recipients, states 90% delivered, 4% bounced,
 2% rejected, 1% complained, 3% still sent, about two events per email. At each size it
 runs ``ANALYZE`` and times, through history.service on the app's own engine (asyncpg),
-each query ``--samples`` times with random parameters, and prints p50 and p99:
+each query ``--samples`` times with random parameters, in ``--rounds`` rounds that
+alternate between the sizes (one database per size), and prints p50 and p99:
 
     list by use case, list by use case + to_address, list by setup + state,
     page 10 of a walk (by use case), events by email_id, email detail
 
-then the ratios p99(1M) / p99(10k), and the plan of each list's statement. The database
-is dropped at the end unless ``--keep``.
+then the ratios p99(1M) / p99(10k), and the plan of each list's statement. The databases
+are dropped at the end unless ``--keep``.
 
     .venv/bin/python bench/history.py [--sizes 10000,1000000] [--samples 300]
 """
@@ -77,7 +78,7 @@ INSERT INTO delivery (id, created_at, message_id, workspace_id, recipient, kind,
     attempts, next_attempt_at, expires_at, tracking_token, updated_at, from_domain,
     use_case_id, state)
 SELECT {_ID.format(salt="d")}, %(t0)s + i * interval '{SPACING} second',
-    {_ID.format(salt="m")}, %(w)s, 'user' || (i * 7919 %% {RECIPIENTS}) || '@example.com',
+    {_ID.format(salt="m")}, %(w)s, 'user' || (i::bigint * 7919 %% {RECIPIENTS}) || '@example.com',
     'to', 'sent', 1, %(t0)s, %(t0)s + interval '30 days', md5('t' || i::text),
     %(t0)s + i * interval '{SPACING} second',
     (CASE WHEN i %% 10 < 5 THEN 'bench-a' ELSE 'bench-b' END) || '.example',
@@ -279,30 +280,33 @@ async def page_ten(
         return time.perf_counter() - began
 
 
-async def measure(url: str, size: int, samples: int) -> dict[str, tuple[float, float]]:
+Timings = dict[str, list[float]]
+
+
+async def measure(url: str, size: int, samples: int, rng: random.Random, plans: bool) -> Timings:
+    """``samples`` timings (seconds) of each query against one database."""
     engine = create_engine(url)
     maker = create_sessionmaker(engine)
     tokens = Tokens("bench")
-    rng = random.Random(size)
-    results: dict[str, tuple[float, float]] = {}
+    timings: Timings = {}
     try:
-        queries = build_queries(size, tokens)
-        for name, query in queries.items():
-            timings = []
-            for n in range(samples + 20):
+        for name, query in build_queries(size, tokens).items():
+            timings[name] = []
+            for n in range(samples + 10):
                 async with maker() as session:
                     began = time.perf_counter()
                     await query(session, rng)
                     elapsed = time.perf_counter() - began
-                if n >= 20:  # warm-up: pool, statement caches
-                    timings.append(elapsed)
-            results[name] = (percentile(timings, 0.5), percentile(timings, 0.99))
-        walks = [await page_ten(maker, tokens, rng) for _ in range(max(20, samples // 5))]
-        results["page 10 of a walk"] = (percentile(walks, 0.5), percentile(walks, 0.99))
-        await explain(maker)
+                if n >= 10:  # warm-up: pool, statement caches
+                    timings[name].append(elapsed)
+        timings["page 10 of a walk"] = [
+            await page_ten(maker, tokens, rng) for _ in range(max(10, samples // 5))
+        ]
+        if plans:
+            await explain(maker)
     finally:
         await engine.dispose()
-    return results
+    return timings
 
 
 async def explain(maker: async_sessionmaker[AsyncSession]) -> None:
@@ -331,38 +335,50 @@ async def explain(maker: async_sessionmaker[AsyncSession]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432")
-    parser.add_argument("--database", default="posthouse_bench16")
+    parser.add_argument("--database", default="posthouse_bench16", help="prefix of the names")
     parser.add_argument("--sizes", default="10000,1000000")
-    parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--samples", type=int, default=300, help="per query, size and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    url = reset(args.admin_url, args.database)
+    names = {size: f"{args.database}_{size}" for size in sizes}
     try:
-        upgrade(url)
-        seed_tenants(url)
-        with psycopg.connect(url) as connection:
-            t0 = connection.execute("SELECT now() - interval '30 days'").fetchone()[0]  # type: ignore[index]
-        loaded = 0
-        figures: dict[int, dict[str, tuple[float, float]]] = {}
+        urls = {}
         for size in sizes:
-            seconds = load(url, loaded, size, t0)
-            print(f"loaded emails {loaded:,} to {size:,} in {seconds:.0f} s")
-            loaded = size
-            figures[size] = asyncio.run(measure(url, size, args.samples))
-            print(f"\n{size:,} emails ({args.samples} samples each, ms):")
-            for name, (p50, p99) in figures[size].items():
-                print(f"  {name:<32} p50 {p50 * 1000:7.2f}   p99 {p99 * 1000:7.2f}")
+            urls[size] = url = reset(args.admin_url, names[size])
+            upgrade(url)
+            seed_tenants(url)
+            with psycopg.connect(url) as connection:
+                row = connection.execute("SELECT now() - interval '30 days'").fetchone()
+            assert row is not None
+            print(f"loaded {size:,} emails in {load(url, 0, size, row[0]):.0f} s")
+        timings: dict[int, Timings] = {size: {} for size in sizes}
+        for number in range(args.rounds):
+            # Sizes in alternating order, so the machine's load changes favour neither.
+            for size in sizes if number % 2 == 0 else sizes[::-1]:
+                rng = random.Random(size * 100 + number)
+                measured = asyncio.run(measure(urls[size], size, args.samples, rng, number == 0))
+                for name, values in measured.items():
+                    timings[size].setdefault(name, []).extend(values)
+            print(f"round {number + 1} done, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for size in sizes:
+            print(f"\n{size:,} emails ({args.rounds} rounds, ms):")
+            for name, values in timings[size].items():
+                print(
+                    f"  {name:<32} p50 {percentile(values, 0.5) * 1000:7.2f}"
+                    f"   p99 {percentile(values, 0.99) * 1000:7.2f}   (n={len(values)})"
+                )
         if len(sizes) > 1:
-            small, large = figures[sizes[0]], figures[sizes[-1]]
+            small, large = timings[sizes[0]], timings[sizes[-1]]
             print(f"\np99 at {sizes[-1]:,} / p99 at {sizes[0]:,} (target <= 2.0, p99 < 50 ms):")
             for name in small:
-                ratio = large[name][1] / small[name][1]
-                print(f"  {name:<32} {ratio:5.2f}   ({large[name][1] * 1000:.2f} ms)")
+                ratio = percentile(large[name], 0.99) / percentile(small[name], 0.99)
+                print(f"  {name:<32} {ratio:5.2f}")
     finally:
         if not args.keep:
-            drop(args.admin_url, args.database)
-    print(f"\nload averages at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            for name in names.values():
+                drop(args.admin_url, name)
 
 
 if __name__ == "__main__":

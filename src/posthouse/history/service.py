@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.addresses import normalize_email
 from posthouse.db import feed
-from posthouse.db.models import Delivery, Event, Message
+from posthouse.db.models import Attachment, Delivery, Event, Message
 from posthouse.errors import ContinuationTokenInvalid, EmailNotFound, ValidationFailed
 from posthouse.events.types import STATES, EventType
 from posthouse.history.downloads import Downloads
@@ -358,7 +358,7 @@ async def attachment_link(
     return downloads.sign(attachment_id)
 
 
-async def download(session: AsyncSession, *, token: str, downloads: Downloads) -> Any:
+async def download(session: AsyncSession, *, token: str, downloads: Downloads) -> Attachment:
     """The attachment a signed token names; expired or tampered tokens find nothing."""
     attachment_id = downloads.verify(token)
     attachment = (
