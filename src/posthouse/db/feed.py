@@ -48,7 +48,7 @@ def _postgresql(dialect: Dialect) -> bool:
     return dialect.name == "postgresql"
 
 
-def order(dialect: Dialect) -> tuple[ColumnElement[Any], ...]:
+def order(dialect: Dialect) -> tuple[Any, ...]:
     if _postgresql(dialect):
         return (Event.feed_txid, Event.id)
     return (_ROWID,)

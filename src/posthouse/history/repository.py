@@ -7,7 +7,7 @@ db/models.py); events run oldest first on (occurred_at, id)."""
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -20,10 +20,12 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from posthouse.db import feed
+from posthouse.db.dialect import dialect_of
 from posthouse.db.models import Attachment, Delivery, Domain, Event, Message, UseCase
 from posthouse.events.types import EventType
 
@@ -129,7 +131,10 @@ def _decided(states: tuple[str, ...]) -> ColumnElement[bool]:
     return Delivery.state != "sent" if "sent" not in states else true()
 
 
-def _with_setup(statement: Select[Any]) -> Select[Any]:
+_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
+
+
+def _with_setup(statement: _Select) -> _Select:
     return statement.join(Message, Message.id == Delivery.message_id).outerjoin(
         Domain,
         and_(Domain.workspace_id == Delivery.workspace_id, Domain.name == Delivery.from_domain),
@@ -141,8 +146,8 @@ class HistoryRepository:
         self.session = session
 
     @property
-    def _dialect(self) -> Any:
-        return self.session.bind.dialect
+    def _dialect(self) -> Dialect:
+        return dialect_of(self.session)
 
     # Emails: one recipient's copy each.
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.addresses import normalize_email
 from posthouse.db import feed
+from posthouse.db.dialect import dialect_of
 from posthouse.db.models import Attachment, Delivery, Event, Message
 from posthouse.errors import ContinuationTokenInvalid, EmailNotFound, ValidationFailed
 from posthouse.events.types import STATES, EventType
@@ -484,7 +485,7 @@ async def poll_feed(
     (db/feed.py). The returned cursor continues from the last event handed out (the one
     given back when there was none)."""
     limit = _limit(limit)
-    dialect = session.bind.dialect
+    dialect = dialect_of(session)
     key = _query_key("feed", workspace=workspace_id, sender=sender_id)
     after = None
     if cursor:
