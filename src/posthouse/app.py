@@ -15,7 +15,7 @@ from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
 from posthouse.api.admin import usecases as usecases_router
-from posthouse.api.dialects import envelope
+from posthouse.api.dialects.envelope import routes as envelope
 from posthouse.api.limits import BodySizeLimit
 from posthouse.api.native import history as native_history
 from posthouse.api.native import routes as native

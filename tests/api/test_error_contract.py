@@ -14,7 +14,7 @@ import pytest
 from fastapi import Response
 
 from posthouse import errors
-from posthouse.api.dialects.envelope import render_error as envelope_render
+from posthouse.api.dialects.envelope.errors import render_error as envelope_render
 from posthouse.api.native.errors import SenderNotRegistered
 from posthouse.api.native.errors import render_error as native_render
 from posthouse.errors import PosthouseError
