@@ -154,6 +154,8 @@ class MissingVariables(ValidationFailed):
         super().__init__(detail, field="variables")
         self.names = names
         self.recipient = recipient
+
+
 class UseCaseNotFound(NotFound):
     """Unknown use case, or another workspace's: the two look the same."""
 
