@@ -66,6 +66,9 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.MissingVariables: errors.MissingVariables(
         "missing template variables: city, name", names=["city", "name"]
     ),
+    errors.RouteNotFound: errors.RouteNotFound("Not Found"),
+    errors.MethodNotAllowed: errors.MethodNotAllowed("Method Not Allowed", allow="POST"),
+    errors.RequestTimeout: errors.RequestTimeout("the request body did not arrive in time"),
 }
 
 

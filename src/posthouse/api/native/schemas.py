@@ -31,7 +31,9 @@ IDEMPOTENCY_HEADER: dict[str, Any] = {
 class SendEmailPayload(BaseModel):
     """The JSON ``payload`` part of ``POST /api/v1/emails``."""
 
-    model_config = ConfigDict(populate_by_name=True, strict=True)
+    # Unknown fields are refused by name rather than ignored (api/multipart.py bounds
+    # how many values a payload may hold before it is parsed).
+    model_config = ConfigDict(populate_by_name=True, strict=True, extra="forbid")
 
     from_: str | None = Field(None, alias="from", description="Sender, bound to the tokens")
     to: list[str] = Field(default_factory=list, description="1 to 1000 addresses")
@@ -75,7 +77,7 @@ class SendEmailPayload(BaseModel):
 class ReplyEmailPayload(BaseModel):
     """The JSON ``payload`` part of the reply endpoints."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     to: list[str] | None = Field(None, description="Defaults as documented per endpoint")
     cc: list[str] | None = None
