@@ -25,9 +25,9 @@ from posthouse.sending.schemas import AttachmentInput
 # An HTML and a text body of up to 5 MB each, plus addresses and headers.
 MAX_PAYLOAD_BYTES = 12 * 1024 * 1024
 MAX_PARTS = 50
-# JSON values (containers and list or object members) a payload may hold: a send with
-# every list full has about 1,200. Counted before parsing, so 12 MB of "{}," (4 million
-# objects, 250 MB once parsed) is refused without being built.
+# JSON values (list and object members) a payload may hold: a send with every list full
+# has about 1,200. Counted before parsing, so 12 MB of "{}," (4 million objects, 250 MB
+# once parsed) is refused without being built.
 MAX_PAYLOAD_VALUES = 20_000
 
 
@@ -159,16 +159,16 @@ async def read_multipart_send(
 
 
 def _json_values(text: bytes) -> int:
-    """An upper bound of the values in a JSON text, in a few passes in C: its commas and
-    opening brackets, and when those are many (a long body has commas too), the strings
-    plus the commas and brackets outside them."""
-    upper = text.count(b",") + text.count(b"{") + text.count(b"[")
-    if upper <= MAX_PAYLOAD_VALUES:
-        return upper
+    """About the number of values in a JSON text, counted in C without parsing it: values
+    side by side need a comma between them (and nesting without commas stops at orjson's
+    depth limit of 1,024), so its commas bound them. When a long body makes those many,
+    the strings plus the commas outside them."""
+    commas = text.count(b",")
+    if commas <= MAX_PAYLOAD_VALUES:
+        return commas
     # Without its escaped backslashes and quotes, every quote left opens or closes a string.
     bare = text.replace(b"\\\\", b"").replace(b'\\"', b"")
     strings = bare.count(b'"') // 2
     if strings > MAX_PAYLOAD_VALUES:
         return strings
-    outside = bare.split(b'"')[::2]
-    return strings + sum(p.count(b",") + p.count(b"{") + p.count(b"[") for p in outside)
+    return strings + sum(part.count(b",") for part in bare.split(b'"')[::2])
