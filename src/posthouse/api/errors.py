@@ -1,6 +1,6 @@
 """Error mapping: each front door renders the shared domain errors in its own shape."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -65,11 +65,14 @@ def as_domain_error(error: Exception) -> PosthouseError | None:
     return None
 
 
-def app_error_handler(render: ErrorRenderer) -> Callable[[Request, Exception], Response]:
+def app_error_handler(
+    render: ErrorRenderer,
+) -> Callable[[Request, Exception], Awaitable[Response]]:
     """An app-wide handler for what happens outside any front door's routes (an unknown
     path or method): rendered in ``render``'s shape like the routes' own errors."""
 
-    def handle(request: Request, error: Exception) -> Response:
+    # async: Starlette runs a plain def handler in its thread pool.
+    async def handle(request: Request, error: Exception) -> Response:
         domain_error = as_domain_error(error) or ValidationFailed("invalid request")
         return render(domain_error)
 
