@@ -292,7 +292,7 @@ _MIME_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[A-Za-z0-9][\w.+-]{0,126}$")
 def _content_type(given: str | None, filename: str) -> str:
     base = (given or "").split(";", 1)[0].strip().lower()
     if not (base and base != "application/octet-stream" and _MIME_TYPE.match(base)):
-        base, _ = mimetypes.guess_type(filename, strict=False)
+        base = mimetypes.guess_type(filename, strict=False)[0] or ""
     # Only discrete types (RFC 2046): a multipart/* or message/* attachment would have to
     # be a MIME structure itself, and bytes declared as one make a broken message.
     if not base or base.startswith(("multipart/", "message/")):
