@@ -283,7 +283,23 @@ class TestPayloadValues:
             "/api/v1/emails", headers=raw_headers(sender), content=multipart_body(payload)
         )
 
-        assert await refused(response, 400) == "payload holds more than 20000 JSON values"
+        assert await refused(response, 400) == "payload holds more than 100000 JSON values"
+
+    async def test_per_recipient_variables_for_a_thousand_recipients_are_accepted(
+        self, client: httpx.AsyncClient, sender: SenderTokens
+    ) -> None:
+        to = [f"user{i}@example.com" for i in range(1000)]
+        fields = {f"field{n}": f"value {n}" for n in range(30)}
+
+        response = await send(
+            client,
+            sender,
+            to=to,
+            subject="Hello {{ field0 }}",
+            recipientVariables=dict.fromkeys(to, fields),
+        )
+
+        assert response.status_code == 202, response.text
 
     async def test_a_full_send_with_a_long_body_full_of_commas_is_accepted(
         self, client: httpx.AsyncClient, sender: SenderTokens

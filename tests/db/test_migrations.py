@@ -87,7 +87,8 @@ async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
     database_url: str,
 ) -> None:
     config = alembic_config(database_url)
-    await asyncio.to_thread(command.downgrade, config, "0003")
+    before = ScriptDirectory.from_config(config).get_revision("0004_issue15").down_revision
+    await asyncio.to_thread(command.downgrade, config, before)
     engine = create_engine(database_url, null_pool=True)
     async with engine.begin() as connection:
         await connection.execute(insert(Workspace.__table__).values(id=WORKSPACE, name="w"))

@@ -26,9 +26,10 @@ from posthouse.sending.schemas import AttachmentInput
 MAX_PAYLOAD_BYTES = 12 * 1024 * 1024
 MAX_PARTS = 50
 # JSON values (list and object members) a payload may hold: a send with every list full
-# has about 1,200. Counted before parsing, so 12 MB of "{}," (4 million objects, 250 MB
-# once parsed) is refused without being built.
-MAX_PAYLOAD_VALUES = 20_000
+# has about 1,200, and per-recipient template variables (recipientVariables) for 1,000
+# recipients up to about 90 each. Counted before parsing, so 12 MB of "{}," (4 million
+# objects, 250 MB once parsed) is refused without being built.
+MAX_PAYLOAD_VALUES = 100_000
 
 
 @dataclass
