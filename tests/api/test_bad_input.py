@@ -641,3 +641,44 @@ class TestBidirectionalControls:
         )
 
         assert "bidirectional" in await refused(response, 422)
+
+
+class TestTemplateNumbers:
+    """Found by the schemathesis run of .ci/run once templates (issue 17) landed: a
+    version or template number past the database's INTEGER was a 500."""
+
+    async def test_on_the_admin_api(
+        self, client: httpx.AsyncClient, sessionmaker: async_sessionmaker
+    ) -> None:
+        admin = await make_workspace_key(sessionmaker)
+        added = await client.post(
+            "/api/v1/templates",
+            headers=admin,
+            json={"name": "welcome", "subject": "Hi", "html": "<p>Hi</p>"},
+        )
+        assert added.status_code == 201, added.text
+        url = f"/api/v1/templates/{added.json()['id']}"
+
+        # Past PostgreSQL's INTEGER, and past SQLite's too.
+        for huge in (2**40, 10**20):
+            for response in (
+                await client.get(url, headers=admin, params={"version": huge}),
+                await client.get(f"/api/v1/templates/{huge}", headers=admin),
+                await client.post(f"{url}/publish", headers=admin, json={"version": huge}),
+            ):
+                assert response.status_code in (400, 404), response.text
+                assert set(response.json()) == {"status", "message"}
+
+    @pytest.mark.parametrize(
+        "fields", [{"template": 2**40}, {"template": 1, "templateVersion": 2**40}]
+    )
+    async def test_in_a_send(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        refused: Any,
+        fields: dict[str, int],
+    ) -> None:
+        response = await send(client, sender, **fields)
+
+        await refused(response, 404)
