@@ -6,7 +6,7 @@ Every comparison of two addresses now uses one form, the whole address lower-cas
 become equal keep the first one added (its reason and source event).
 
 Revision ID: 0004_issue15
-Revises: i17_templates
+Revises: 0004_issue21
 Create Date: 2026-12-04 14:40:00
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0004_issue15"
-down_revision: str | None = "i17_templates"
+down_revision: str | None = "0004_issue21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
