@@ -1,7 +1,8 @@
 """A real SMTP server (aiosmtpd) on loopback that records what it receives.
 
 Tests script its answers: ``server.rcpt_replies`` / ``server.data_replies`` are queues of
-replies returned in order (then 250), and ``server.data_delay`` holds DATA open. Like
+replies returned in order (then 250), ``server.data_delay`` holds DATA open, and so does
+``server.data_gate`` (a ``threading.Event``) until the test sets it. Like
 Postfix, it offers PIPELINING unless told not to, and notes for every MAIL whether the
 client had already sent the commands after it.
 """
@@ -41,6 +42,7 @@ class RecordingHandler:
     rcpt_replies: deque[str] = field(default_factory=deque)
     data_replies: deque[str] = field(default_factory=deque)
     data_delay: float = 0.0
+    data_gate: threading.Event | None = None
     mail_replies: deque[str] = field(default_factory=deque)
     pipelining: bool = True
     # One entry per MAIL: whether RCPT and DATA were already waiting behind it.
@@ -88,6 +90,8 @@ class RecordingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
+        if self.data_gate is not None:
+            await asyncio.to_thread(self.data_gate.wait)
         with self.lock:
             reply = self.data_replies.popleft() if self.data_replies else "250 2.0.0 Queued"
         if reply.startswith("250"):

@@ -1,6 +1,7 @@
 """The worker against a real SMTP server: outcomes, retries, events, connection reuse."""
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -472,21 +473,29 @@ class TestClaims:
         smtp_server: SmtpServer,
         sessionmaker: async_sessionmaker,
     ) -> None:
-        smtp_server.handler.data_delay = 0.05
+        # While DATA is held no send can finish, so the deliveries in `sending` are
+        # exactly those the worker holds (none is sent and waiting to be recorded).
+        smtp_server.handler.data_gate = gate = threading.Event()
         await send(client, sender, to=[f"user{i}@example.com" for i in range(12)])
         stop = asyncio.Event()
         running = asyncio.create_task(worker.run(stop))
-        held: list[int] = []
+
+        async def claimed() -> bool:
+            return "sending" in await statuses(sessionmaker)
 
         async def drained() -> bool:
-            now = await statuses(sessionmaker)
-            held.append(now.count("sending"))
-            return set(now) == {"sent"}
+            return set(await statuses(sessionmaker)) == {"sent"}
 
         try:
+            await wait_until(claimed, within=20)
+            # The worker now waits for a slot to free; give it time to claim more anyway.
+            await asyncio.sleep(0.3)
+            held = await statuses(sessionmaker)
+            gate.set()
             await wait_until(drained, within=20)
         finally:
+            gate.set()
             stop.set()
             await running
-        assert 0 < max(held) <= 4
+        assert sorted(held) == ["queued"] * 8 + ["sending"] * 4
         assert len(smtp_server.received) == 12

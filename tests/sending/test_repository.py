@@ -161,8 +161,8 @@ class TestAdd:
     async def test_a_last_write_send_with_a_suppressed_recipient_stores_the_others(
         self, sessionmaker: async_sessionmaker[AsyncSession], sender: SenderTokens
     ) -> None:
-        # The guarded insert finds user0 suppressed and stores nothing; the send is then
-        # stored again without user0, in the same request.
+        # The insert itself leaves user0 out (on PostgreSQL in its one statement) and
+        # reports it.
         credentials = await _credentials(sessionmaker, sender)
         async with sessionmaker.begin() as session:
             await suppression.add(

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
@@ -20,7 +19,6 @@ from posthouse.db.models import Suppression
 from posthouse.errors import NotFound, ValidationFailed
 from posthouse.protections.repositories.suppression import (
     SuppressionRepository,
-    suppression_parameters,
 )
 
 
@@ -60,23 +58,6 @@ def parse_reason(value: str) -> SuppressionReason:
     except ValueError:
         known = ", ".join(r.value for r in SuppressionReason)
         raise ValidationFailed(f"reason must be one of {known}", field="reason") from None
-
-
-def insert_guard(*, workspace_id: uuid.UUID, addresses: list[str]) -> dict[str, Any]:
-    """What an insert that checks the suppression list itself needs
-    (sending.repository.MessageRepository.add): the same rule as suppressed_among."""
-    return suppression_parameters(workspace_id, [address_key(a) for a in addresses], now=utcnow())
-
-
-async def suppressed_among(
-    session: AsyncSession, *, workspace_id: uuid.UUID, addresses: list[str]
-) -> set[str]:
-    """The addresses (already normalised) that must not be sent to now, as given."""
-    keys = {address_key(a) for a in addresses}
-    found = await SuppressionRepository(session).active_among(
-        workspace_id, list(keys), now=utcnow()
-    )
-    return {a for a in addresses if address_key(a) in found}
 
 
 async def active_pairs(

@@ -3,19 +3,36 @@
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnDefault, Executable, Exists, Insert, Table, bindparam, insert, select
+from sqlalchemy import (
+    ColumnDefault,
+    ColumnElement,
+    Insert,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, defer
 
+from posthouse.addresses import address_key
 from posthouse.db import dialect as db_dialect
 from posthouse.db.base import Base
 from posthouse.db.models import Attachment, Delivery, Message
-from posthouse.protections.repositories.suppression import ACTIVE_SUPPRESSIONS_PG
+from posthouse.protections.repositories.suppression import (
+    ACTIVE_SUPPRESSIONS_PG,
+    SuppressionRepository,
+    suppression_parameters,
+)
 
 
 @cache
@@ -50,13 +67,7 @@ def row(model: type[Base], **values: Any) -> dict[str, Any]:
 _COMBINED_MAX_ROWS = 16
 
 
-def _single_row_insert(table: Table, prefix: str) -> Insert:
-    return insert(table).values(
-        {c.name: bindparam(f"{prefix}{c.name}", type_=c.type) for c in table.columns}
-    )
-
-
-def _guarded_row_insert(table: Table, prefix: str, unless: Exists) -> Insert:
+def _row_insert_unless(table: Table, prefix: str, unless: ColumnElement[bool]) -> Insert:
     """INSERT of one row of bound values that inserts nothing when ``unless`` holds."""
     columns = list(table.columns)
     values = select(*(bindparam(f"{prefix}{c.name}", type_=c.type) for c in columns))
@@ -78,34 +89,44 @@ class _DriverStatement:
         )
 
 
-@lru_cache(maxsize=_COMBINED_MAX_ROWS * 8)
-def _combined_statement(
-    attachments: int, deliveries: int, guarded: bool, dialect: Dialect
-) -> _DriverStatement:
-    """PostgreSQL: ``WITH m AS (INSERT message), a0 AS (INSERT attachment), ...,
-    INSERT delivery``, built and compiled once per shape.
+@lru_cache(maxsize=_COMBINED_MAX_ROWS * 4)
+def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> _DriverStatement:
+    """PostgreSQL: ``WITH s AS (SELECT suppressed), m AS (INSERT message), a0 AS (INSERT
+    attachment), ..., d0 AS (INSERT delivery), ... SELECT s.address``, built and compiled
+    once per shape.
 
-    Guarded, it first selects which recipients are suppressed (``s``), inserts nothing
-    when any is, and returns them: the suppression check costs no round trip of its own
-    in the usual case, where nobody is suppressed.
+    ``s`` is the recipients suppressed now; each delivery is inserted unless its
+    recipient is among them, the message and its files unless all of them are, and the
+    statement answers with them. So the suppression check costs no round trip of its
+    own, and a send with a suppressed recipient is still one statement.
 
     It runs as driver SQL because SQLAlchemy's work on each execution of a compiled
     statement (an execution context, 40 to 60 parameters processed by name) was about 5%
     of the api's CPU per accepted send."""
-    rows = [(db_dialect.table_of(Message), "m_", "m")]
-    rows += [(db_dialect.table_of(Attachment), f"a{i}_", f"a{i}") for i in range(attachments)]
-    rows += [(db_dialect.table_of(Delivery), f"d{i}_", f"d{i}") for i in range(deliveries)]
-    statement: Executable
-    if not guarded:
-        *ctes, (last_table, last_prefix, _) = rows
-        statement = _single_row_insert(last_table, last_prefix).add_cte(
-            *(_single_row_insert(t, p).cte(n) for t, p, n in ctes)
-        )
-    else:
-        suppressed = ACTIVE_SUPPRESSIONS_PG.cte("s")
-        any_suppressed = select(suppressed.c.address).exists()
-        inserts = [_guarded_row_insert(t, p, any_suppressed).cte(n) for t, p, n in rows]
-        statement = select(suppressed.c.address).add_cte(suppressed, *inserts)
+    suppressed = ACTIVE_SUPPRESSIONS_PG.cte("s")
+    # The recipients are distinct and an address is suppressed at most once per
+    # workspace, so "all suppressed" is a count.
+    everyone = select(func.count()).select_from(suppressed).scalar_subquery() >= literal_column(
+        str(deliveries)
+    )
+    delivery = db_dialect.table_of(Delivery)
+    inserts = [_row_insert_unless(db_dialect.table_of(Message), "m_", everyone).cte("m")]
+    inserts += [
+        _row_insert_unless(db_dialect.table_of(Attachment), f"a{i}_", everyone).cte(f"a{i}")
+        for i in range(attachments)
+    ]
+    inserts += [
+        _row_insert_unless(
+            delivery,
+            f"d{i}_",
+            select(suppressed.c.address)
+            # d{i}_key: the recipient's address_key(), the form suppressions are kept in.
+            .where(suppressed.c.address == bindparam(f"d{i}_key", type_=Text()))
+            .exists(),
+        ).cte(f"d{i}")
+        for i in range(deliveries)
+    ]
+    statement = select(suppressed.c.address).add_cte(suppressed, *inserts)
     compiled = statement.compile(dialect=dialect)
     assert compiled.positiontup is not None  # asyncpg's numbered parameters
     return _DriverStatement(
@@ -121,14 +142,15 @@ def _combined_values(
     message: dict[str, Any],
     attachments: list[dict[str, Any]],
     deliveries: list[dict[str, Any]],
-    guard: dict[str, Any] | None,
+    suppression: dict[str, Any],
 ) -> dict[str, Any]:
     values = {f"m_{name}": value for name, value in message.items()}
     for prefix, rows in (("a", attachments), ("d", deliveries)):
         for index, row in enumerate(rows):
             values.update({f"{prefix}{index}_{name}": value for name, value in row.items()})
-    if guard is not None:
-        values.update(guard)
+    for index, row in enumerate(deliveries):
+        values[f"d{index}_key"] = address_key(row["recipient"])
+    values.update(suppression)
     return values
 
 
@@ -140,23 +162,14 @@ def _run_driver_sql(
 ) -> list[Any]:
     """Run ``sql`` in the session's transaction, or, with ``autocommit``, on a connection
     that commits it on its own (the session must not have begun). The first column of
-    each row it returns (none for a statement without RETURNING or SELECT)."""
+    each row it returns."""
     connection = session.connection(execution_options=_AUTOCOMMIT if autocommit else None)
-    result = connection.exec_driver_sql(sql, arguments)
-    return list(result.scalars()) if result.returns_rows else []
+    return list(connection.exec_driver_sql(sql, arguments).scalars())
 
 
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    def can_guard(self, *, attachments: int, deliveries: int) -> bool:
-        """Whether ``add`` can check the suppression list in the insert itself."""
-        return (
-            db_dialect.is_postgresql(self.session)
-            and 0 < deliveries
-            and (attachments + deliveries <= _COMBINED_MAX_ROWS)
-        )
 
     async def add(
         self,
@@ -164,54 +177,57 @@ class MessageRepository:
         attachment_rows: list[dict[str, Any]],
         delivery_rows: list[dict[str, Any]],
         *,
-        unless_suppressed: dict[str, Any] | None = None,
+        now: datetime,
         last_write: bool = False,
     ) -> set[str]:
         """Insert a message with its files and queue rows (``row()``s), in that order
-        (there are no ORM relationships to order them). Core inserts rather than the unit
-        of work: this runs for every accepted email, and building ORM instances and a
-        flush cost more CPU than the statements.
+        (there are no ORM relationships to order them), leaving out the deliveries whose
+        recipient is suppressed now; the message and its files only if a delivery is
+        left. Returns the suppressed recipients. Core inserts rather than the unit of
+        work: this runs for every accepted email, and building ORM instances and a flush
+        cost more CPU than the statements.
 
-        ``unless_suppressed`` (the parameters of ``suppression_parameters``; only where
-        ``can_guard``): insert nothing if any of those addresses is suppressed, and
-        return them.
-
-        ``last_write``: the caller writes nothing after this but, when the guard finds a
-        suppressed recipient, the same send again without them. Then, if the transaction
-        has not begun (nothing read or written yet), the combined insert runs
+        ``last_write``: the caller writes nothing after this. Then, on PostgreSQL, if the
+        transaction has not begun (nothing read or written yet), the combined insert runs
         autocommitted: one statement is atomic on its own, and it saves the BEGIN and
-        COMMIT round trips, about a tenth of the api's CPU per accepted send. The
-        session keeps that connection for the rest of the request, so the send again is
-        autocommitted too: fewer rows, so again one combined statement."""
-        if self.can_guard(attachments=len(attachment_rows), deliveries=len(delivery_rows)):
+        COMMIT round trips, about a tenth of the api's CPU per accepted send."""
+        workspace_id = message_row["workspace_id"]
+        recipients = [d["recipient"] for d in delivery_rows]
+        # Suppressions are matched by address_key(); the answer names recipients as given.
+        keys = [address_key(r) for r in recipients]
+        if (
+            db_dialect.is_postgresql(self.session)
+            and len(attachment_rows) + len(delivery_rows) <= _COMBINED_MAX_ROWS
+        ):
             # One statement, so one round trip: the foreign keys are checked at its end.
             statement = _combined_statement(
-                len(attachment_rows),
-                len(delivery_rows),
-                unless_suppressed is not None,
-                db_dialect.dialect_of(self.session),
+                len(attachment_rows), len(delivery_rows), db_dialect.dialect_of(self.session)
             )
             values = _combined_values(
-                message_row, attachment_rows, delivery_rows, unless_suppressed
+                message_row,
+                attachment_rows,
+                delivery_rows,
+                suppression_parameters(workspace_id, keys, now=now),
             )
             # One call into the synchronous session: taking the connection and running
             # the statement as two awaited calls would start two greenlets.
-            # Only the guarded statement returns rows: the suppressed recipients it found.
-            found = await self.session.run_sync(
+            returned = await self.session.run_sync(
                 _run_driver_sql,
                 statement.sql,
                 statement.arguments(values),
                 autocommit=last_write and not self.session.in_transaction(),
             )
-            return set(found)
-        if unless_suppressed is not None:
-            raise ValueError("this database cannot check suppressions in the insert")
+            return {r for r in recipients if address_key(r) in set(returned)}
+        found = await SuppressionRepository(self.session).active_among(workspace_id, keys, now=now)
+        suppressed = {r for r in recipients if address_key(r) in found}
+        deliveries = [d for d in delivery_rows if d["recipient"] not in suppressed]
+        if not deliveries:
+            return suppressed
         await self.session.execute(insert(db_dialect.table_of(Message)), message_row)
         if attachment_rows:
             await self.session.execute(insert(db_dialect.table_of(Attachment)), attachment_rows)
-        if delivery_rows:
-            await self.session.execute(insert(db_dialect.table_of(Delivery)), delivery_rows)
-        return set()
+        await self.session.execute(insert(db_dialect.table_of(Delivery)), deliveries)
+        return suppressed
 
     async def get(self, message_id: uuid.UUID, *, workspace_id: uuid.UUID) -> Message | None:
         return await self.session.scalar(

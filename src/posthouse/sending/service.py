@@ -11,7 +11,6 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import orjson
@@ -23,14 +22,8 @@ from posthouse.addresses import Address, parse_address
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Attachment, Delivery, Message, Sender
 from posthouse.domains import service as domains_service
-from posthouse.errors import (
-    MessageNotFound,
-    QuotaExceeded,
-    RecipientsSuppressed,
-    SenderNotFound,
-    ValidationFailed,
-)
-from posthouse.protections import idempotency, quota, reputation, suppression
+from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound, ValidationFailed
+from posthouse.protections import idempotency, quota, reputation
 from posthouse.sending.content import ContentStep
 from posthouse.sending.ids import parse_reference_id
 from posthouse.sending.repository import MessageRepository, row
@@ -135,110 +128,77 @@ async def _store(
             return Accepted(
                 message=StoredMessage.of(earlier), send=send, deliveries=[], duplicate=True
             )
-    recipients = send.envelope_recipients()
-    addresses = [address for _, address in recipients]
-    store = partial(
-        _reserved_insert,
-        session,
+    now = utcnow()
+    message_row, attachment_rows, delivery_rows = _rows(
         caller=caller,
         sender=sender,
         send=send,
         options=options,
         thread=thread,
         hashed=hashed,
-        now=utcnow(),
+        now=now,
     )
-    if MessageRepository(session).can_guard(
-        attachments=len(send.attachments), deliveries=len(recipients)
-    ):
-        # Usually nobody is suppressed: insert for everyone with the check in the insert
-        # itself, and take the longer way below only when it finds someone (or when the
-        # quota is short, which leaving suppressed recipients out might mend).
-        guard = suppression.insert_guard(workspace_id=workspace.id, addresses=addresses)
-        try:
-            accepted = await store(recipients=recipients, suppressed=[], guard=guard)
-        except QuotaExceeded:
-            accepted = None
-        if accepted is not None:
-            return accepted
-    suppressed = await suppression.suppressed_among(
-        session, workspace_id=workspace.id, addresses=addresses
+    suppressed = await MessageRepository(session).add(
+        message_row,
+        attachment_rows,
+        delivery_rows,
+        now=now,
+        # With a quota, the reservation below is written after the insert.
+        last_write=options.last_write and not quota.applies(workspace),
     )
-    if suppressed and all(address in suppressed for address in addresses):
+    addresses = [d["recipient"] for d in delivery_rows]
+    stored = [d for d in delivery_rows if d["recipient"] not in suppressed]
+    if not stored:
         raise RecipientsSuppressed(
             "all recipients are suppressed: " + ", ".join(addresses), addresses=addresses
         )
-    accepted = await store(
-        recipients=[(kind, a) for kind, a in recipients if a not in suppressed],
-        suppressed=[a for a in addresses if a in suppressed],
-        guard=None,
-    )
-    assert accepted is not None  # stored without a guard
-    return accepted
-
-
-async def _reserved_insert(
-    session: AsyncSession,
-    *,
-    caller: Caller,
-    sender: Sender,
-    send: ValidSend,
-    options: SubmitOptions,
-    thread: Thread | None,
-    hashed: str,
-    now: datetime,
-    recipients: list[tuple[str, str]],
-    suppressed: list[str],
-    guard: dict[str, Any] | None,
-) -> Accepted | None:
-    """Reserve the recipients against the quota, then insert; the reservation is given
-    back when nothing was stored."""
-    reservation = await quota.reserve(
+    # Counted after the insert, so only the recipients stored count; a refusal raises,
+    # and the request's rollback takes the message with it.
+    await quota.reserve(
         session,
-        workspace=caller.workspace,
-        recipients=len(recipients),
+        workspace=workspace,
+        recipients=len(stored),
+        message_id=message_row["id"],
         now=now,
         side_engine=options.side_engine,
     )
-    try:
-        accepted = await _insert(
-            session,
-            caller=caller,
-            sender=sender,
-            send=send,
-            options=options,
-            thread=thread,
-            recipients=recipients,
-            suppressed=suppressed,
-            hashed=hashed,
-            now=now,
-            unless_suppressed=guard,
-        )
-    except Exception:
-        if reservation is not None:
-            await quota.release(session, reservation=reservation, side_engine=options.side_engine)
-        raise
-    if accepted is None and reservation is not None:
-        await quota.release(session, reservation=reservation, side_engine=options.side_engine)
-    return accepted
+    message = StoredMessage(
+        id=message_row["id"],
+        created_at=now,
+        from_email=send.sender.email,
+        from_name=send.sender.name,
+        to=message_row["to"],
+        cc=message_row["cc"],
+        bcc=message_row["bcc"],
+        reply_to=message_row["reply_to"],
+        subject=send.subject,
+        html=send.html,
+        text=send.text,
+        message_id_header=message_row["message_id_header"],
+    )
+    deliveries = [
+        QueuedDelivery(d["id"], d["recipient"], d["kind"], d["status"], d["attempts"])
+        for d in stored
+    ]
+    return Accepted(
+        message=message,
+        send=send,
+        deliveries=deliveries,
+        suppressed=[a for a in addresses if a in suppressed],
+    )
 
 
-async def _insert(
-    session: AsyncSession,
+def _rows(
     *,
     caller: Caller,
     sender: Sender,
     send: ValidSend,
     options: SubmitOptions,
     thread: Thread | None,
-    recipients: list[tuple[str, str]],
-    suppressed: list[str],
     hashed: str,
     now: datetime,
-    unless_suppressed: dict[str, Any] | None = None,
-) -> Accepted | None:
-    """Store the message for ``recipients``; None (nothing stored) when
-    ``unless_suppressed`` finds one of them suppressed."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The message's row, its files' and one delivery per envelope recipient."""
     workspace = caller.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
@@ -307,36 +267,9 @@ async def _insert(
             created_at=now,
             updated_at=now,
         )
-        for kind, recipient in recipients
+        for kind, recipient in send.envelope_recipients()
     ]
-    found = await MessageRepository(session).add(
-        message_row,
-        attachment_rows,
-        delivery_rows,
-        unless_suppressed=unless_suppressed,
-        last_write=options.last_write,
-    )
-    if found:
-        return None
-    message = StoredMessage(
-        id=message_id,
-        created_at=now,
-        from_email=send.sender.email,
-        from_name=send.sender.name,
-        to=message_row["to"],
-        cc=message_row["cc"],
-        bcc=message_row["bcc"],
-        reply_to=message_row["reply_to"],
-        subject=send.subject,
-        html=send.html,
-        text=send.text,
-        message_id_header=message_row["message_id_header"],
-    )
-    deliveries = [
-        QueuedDelivery(d["id"], d["recipient"], d["kind"], d["status"], d["attempts"])
-        for d in delivery_rows
-    ]
-    return Accepted(message=message, send=send, deliveries=deliveries, suppressed=suppressed)
+    return message_row, attachment_rows, delivery_rows
 
 
 @dataclass

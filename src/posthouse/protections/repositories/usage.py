@@ -54,14 +54,21 @@ class UsageRepository:
             # this statement's snapshot sees it, so the UPDATE is tried again.
         return False
 
-    async def start_month(self, workspace_id: uuid.UUID, month: str, *, since: datetime) -> None:
+    async def start_month(
+        self, workspace_id: uuid.UUID, month: str, *, since: datetime, excluding_message: uuid.UUID
+    ) -> None:
         """Create the month's counter from the deliveries already accepted this month (a
-        quota set mid-month counts what was sent before it). A concurrent creator wins
-        and this is a no-op."""
+        quota set mid-month counts what was sent before it), but those of
+        ``excluding_message``, the one being counted. A concurrent creator wins and this
+        is a no-op."""
         already = (
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.workspace_id == workspace_id, Delivery.created_at >= since)
+            .where(
+                Delivery.workspace_id == workspace_id,
+                Delivery.created_at >= since,
+                Delivery.message_id != excluding_message,
+            )
             .scalar_subquery()
         )
         statement = dialect.insert(dialect.name_of(self.session), MonthlyUsage).from_select(
@@ -74,13 +81,6 @@ class UsageRepository:
         )
         await self.session.execute(
             statement.on_conflict_do_nothing(index_elements=["workspace_id", "month"])
-        )
-
-    async def subtract(self, workspace_id: uuid.UUID, month: str, *, count: int) -> None:
-        await self.session.execute(
-            update(MonthlyUsage)
-            .where(MonthlyUsage.workspace_id == workspace_id, MonthlyUsage.month == month)
-            .values(count=MonthlyUsage.count - count)
         )
 
     async def forget(self, workspace_id: uuid.UUID) -> None:
