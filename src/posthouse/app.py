@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 
 from posthouse import __version__
 from posthouse.accounts.service import CredentialCache
@@ -16,9 +18,11 @@ from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
 from posthouse.api.admin import usecases as usecases_router
 from posthouse.api.dialects.envelope import routes as envelope
+from posthouse.api.errors import app_error_handler
 from posthouse.api.limits import BodySizeLimit
 from posthouse.api.native import history as native_history
 from posthouse.api.native import routes as native
+from posthouse.api.native.errors import render_error
 from posthouse.api.rate_limits import RateLimitHeaders
 from posthouse.config import Settings, get_settings
 from posthouse.db.engine import create_engine, create_sessionmaker, create_side_engine
@@ -113,6 +117,9 @@ def create_app(
     app.include_router(usecases_router.router)
     app.include_router(envelope.router)
     app.include_router(envelope.downloads_router)
+    # Unknown paths and methods: the native error shape, like every route's own errors.
+    app.add_exception_handler(HTTPException, app_error_handler(render_error))
+    app.add_exception_handler(RequestValidationError, app_error_handler(render_error))
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz() -> JSONResponse:

@@ -49,6 +49,24 @@ class MessageNotFound(NotFound):
         self.reference = reference
 
 
+class RouteNotFound(NotFound):
+    """No such path in the API."""
+
+
+class MethodNotAllowed(PosthouseError):
+    status_code = 405
+
+    def __init__(self, detail: str, *, allow: str | None = None) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
+class RequestTimeout(PosthouseError):
+    """The request body did not arrive within the configured time."""
+
+    status_code = 408
+
+
 class RequestTooLarge(PosthouseError):
     status_code = 413
 

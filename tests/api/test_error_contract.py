@@ -73,6 +73,9 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.ContinuationTokenInvalid: errors.ContinuationTokenInvalid(
         "continuation_token belongs to another query"
     ),
+    errors.RouteNotFound: errors.RouteNotFound("Not Found"),
+    errors.MethodNotAllowed: errors.MethodNotAllowed("Method Not Allowed", allow="POST"),
+    errors.RequestTimeout: errors.RequestTimeout("the request body did not arrive in time"),
 }
 
 

@@ -10,7 +10,11 @@ from posthouse.domains.service import DomainDetail
 class DomainCreate(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    name: str = Field(description="The domain mail is sent from, e.g. example.com")
+    name: str = Field(
+        description="The domain mail is sent from, e.g. example.com: a host name of at least "
+        "two labels, not an IP address; international names in IDNA 2008",
+        json_schema_extra={"maxLength": 253},
+    )
     returnPathDomain: str | None = Field(
         None, description="Where bounces go; a subdomain, by default bounces.<name>"
     )

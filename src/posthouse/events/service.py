@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posthouse.addresses import address_key
 from posthouse.db.base import new_id, utcnow
 from posthouse.errors import ValidationFailed
 from posthouse.events.repository import EventRepository
@@ -90,7 +91,8 @@ async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEve
     )
     entries = []
     for row, event in new:
-        address = recipients.get(event.delivery_id) if event.delivery_id else None
+        recipient = recipients.get(event.delivery_id) if event.delivery_id else None
+        address = address_key(recipient) if recipient is not None else None
         if address is None and isinstance(event.data.get("recipient"), str):
             try:
                 address = suppression_service.normalize(event.data["recipient"])

@@ -15,7 +15,7 @@
   can hand out only events whose transactions every later reader will also see.
 
 Revision ID: 0004_issue16
-Revises: 0004_issue21
+Revises: 0004_issue15
 Create Date: 2026-12-04 14:10:00
 """
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_issue16"
-down_revision: str | None = "0004_issue21"
+down_revision: str | None = "0004_issue15"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
