@@ -39,6 +39,9 @@ SIGNED_HEADERS = frozenset(
         b"content-transfer-encoding",
         b"in-reply-to",
         b"references",
+        # A caller's own (RFC 8058 one-click): receivers act on it, so it is signed.
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
     }
 )
 OVERSIGNED_HEADERS = (b"from", b"subject")

@@ -8,6 +8,9 @@ with the same key sees it in flight at once (409 + Retry-After); PostgreSQL ends
 transaction of a vanished client (db.engine sets ``client_connection_check_interval``),
 so a retry after a crash is answered within about a second. On SQLite every transaction
 holds the one write lock: a second request waits for the first and finds its response.
+
+Keys belong to the caller that used them (``owner``: the sender a token pair is bound
+to): another sender's tokens in the same workspace neither replay nor see them.
 """
 
 import hashlib
@@ -55,6 +58,12 @@ def validate_key(key: str, *, header: str = "Idempotency-Key") -> str:
     if not _VISIBLE.match(key):
         raise ValidationFailed(f"{header} must be 1 to 256 visible ASCII characters", field=header)
     return key
+
+
+def owned_key(key: str, owner: uuid.UUID | None) -> str:
+    """The key as stored: prefixed with its owner, so one caller's keys are invisible to
+    another's (at most 32 + 1 + 256 characters, within the column's 300)."""
+    return key if owner is None else f"{owner.hex}:{key}"
 
 
 def fingerprint(*parts: str | bytes) -> str:
@@ -129,15 +138,20 @@ async def once(
     status: int,
     accept: Callable[[], Awaitable[tuple[str, uuid.UUID | None]]],
     key_name: str = "Idempotency-Key",
+    owner: uuid.UUID | None = None,
 ) -> Replay | str:
-    """Run ``accept`` at most once per key: it returns the response body it produced and
-    the message it created. A request seen before gets its stored Replay; a new one gets
-    its body, stored with the message in the caller's transaction. A failure rolls the
-    transaction back and the claim with it, so a request that failed validation does not
-    keep the key."""
+    """Run ``accept`` at most once per key of ``owner``: it returns the response body it
+    produced and the message it created. A request seen before gets its stored Replay; a
+    new one gets its body, stored with the message in the caller's transaction. A failure
+    rolls the transaction back and the claim with it, so a request that failed validation
+    does not keep the key."""
     validate_key(key, header=key_name)
     outcome = await claim(
-        session, workspace_id=workspace_id, scope=scope, key=key, request_hash=request_hash
+        session,
+        workspace_id=workspace_id,
+        scope=scope,
+        key=owned_key(key, owner),
+        request_hash=request_hash,
     )
     if isinstance(outcome, Replay):
         return outcome
