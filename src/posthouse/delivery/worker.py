@@ -28,7 +28,13 @@ from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import DeliveryStatus
 from posthouse.delivery import blocks, screening
 from posthouse.delivery.blocks import DestinationBlocks, Judged
-from posthouse.delivery.content import MessageContent, RecipientHook, from_domain, mime_content
+from posthouse.delivery.content import (
+    HookChain,
+    MessageContent,
+    RecipientHook,
+    from_domain,
+    mime_content,
+)
 from posthouse.delivery.envelope import envelope_sender
 from posthouse.delivery.outcomes import classify
 from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
@@ -39,6 +45,7 @@ from posthouse.domains.recheck import DomainRechecker
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
 from posthouse.protections import idempotency
+from posthouse.tracking.hook import TrackingHook
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,12 @@ class Worker:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.transport = transport
-        self.recipient_hook = recipient_hook
+        # Tracking (issue 18) is always on the chain: it gives a copy of its own only to
+        # deliveries of messages that asked for tracking or unsubscribe.
+        self.tracking = TrackingHook(settings)
+        self.recipient_hook: RecipientHook = (
+            HookChain(recipient_hook, self.tracking) if recipient_hook else self.tracking
+        )
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.wakeup = asyncio.Event()
@@ -204,6 +216,19 @@ class Worker:
                     content = MessageContent(message, mime_content(message, attachments), identity)
                     self._remember(content)
                     contents[message.id] = content
+            # Click targets are recorded before any copy pointing at them is sent.
+            await self.tracking.prepare(
+                session,
+                deliveries=[
+                    (
+                        d.id,
+                        (content := contents[d.message_id]).message,
+                        content.mime,
+                        content.identity.return_path_domain if content.identity else None,
+                    )
+                    for d in sendable
+                ],
+            )
         self._held.update(delivery.id for delivery in sendable)
         for delivery in sendable:
             task = asyncio.create_task(self._deliver(delivery, contents[delivery.message_id]))

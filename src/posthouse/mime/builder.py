@@ -23,6 +23,7 @@ class MimeAttachment:
     content_type: str
     data: bytes
     content_id: str | None = None
+    track: bool = False  # sent as a tracking link instead (tracking.content)
 
 
 @dataclass(frozen=True)
