@@ -301,3 +301,34 @@ class TestValidation:
             assert response.status_code == 400, (options, response.text)
             assert set(response.json()) == {"status", "message"}
         assert await stored_rows(sessionmaker) == NOTHING_STORED
+
+
+class TestPersonalisedAndTracked:
+    async def test_each_recipient_is_sent_to_the_link_rendered_for_them(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        worker: Worker,
+        smtp_server: SmtpServer,
+        sessionmaker: Sessionmaker,
+    ) -> None:
+        body = '<p><a href="https://shop.example/orders/{{ order }}">Your order</a></p>'
+        await send(
+            client,
+            sender,
+            to=["alice@example.com", "bob@example.com"],
+            body=body,
+            trackClicks="html",
+            variables={"order": "0"},
+            recipientVariables={
+                "alice@example.com": {"order": "A-1"},
+                "bob@example.com": {"order": "B-2"},
+            },
+        )
+        await worker.run_until_idle()
+        await delivered_long_ago(sessionmaker)
+
+        for recipient, order in (("alice@example.com", "A-1"), ("bob@example.com", "B-2")):
+            [link] = paths(html_of(received(smtp_server, recipient)), "t/c")
+            response = await client.get(link, headers=BROWSER)
+            assert response.headers["location"] == f"https://shop.example/orders/{order}"

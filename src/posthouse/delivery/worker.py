@@ -81,6 +81,7 @@ class Worker:
         # Tracking (issue 18) is always on the chain: it gives a copy of its own only to
         # deliveries of messages that asked for tracking or unsubscribe.
         self.tracking = TrackingHook(settings)
+        self._before_tracking = recipient_hook
         self.recipient_hook: RecipientHook = (
             HookChain(recipient_hook, self.tracking) if recipient_hook else self.tracking
         )
@@ -222,12 +223,14 @@ class Worker:
                 deliveries=[
                     (
                         d.id,
+                        d.recipient,
                         (content := contents[d.message_id]).message,
                         content.mime,
                         content.identity.return_path_domain if content.identity else None,
                     )
                     for d in sendable
                 ],
+                before=self._before_tracking,
             )
         self._held.update(delivery.id for delivery in sendable)
         for delivery in sendable:

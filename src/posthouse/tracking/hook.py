@@ -10,6 +10,7 @@ for no tracking, whose copies are all the same and built and signed once.
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,14 @@ from posthouse.tracking import service as tracking_service
 from posthouse.tracking.content import DeliveryUrls, TrackingOptions, TrackingPlan
 
 _PLANS = 512  # as many messages as the worker keeps contents of
+
+
+class RecipientHook(Protocol):
+    """delivery.content.RecipientHook, restated: tracking may not import the worker."""
+
+    def customise(
+        self, message: Message, content: MimeContent, *, recipient: str, delivery_id: uuid.UUID
+    ) -> MimeContent | None: ...
 
 
 class TrackingHook:
@@ -55,15 +64,28 @@ class TrackingHook:
         self,
         session: AsyncSession,
         *,
-        deliveries: Iterable[tuple[uuid.UUID, Message, MimeContent, str | None]],
+        deliveries: Iterable[tuple[uuid.UUID, str, Message, MimeContent, str | None]],
+        before: RecipientHook | None = None,
     ) -> None:
-        """(delivery id, message, content, return-path domain) of each claimed delivery:
-        plans made, link targets recorded."""
+        """(delivery id, recipient, message, content, return-path domain) of each claimed
+        delivery: plans made, link targets recorded. ``before`` is the hook that runs
+        ahead of tracking (personalisation): a copy it makes has its links recorded, the
+        ones customise() will find in it."""
         targets: dict[uuid.UUID, list[str]] = {}
-        for delivery_id, message, content, return_path_domain in deliveries:
+        for delivery_id, recipient, message, content, return_path_domain in deliveries:
             plan, _ = self._plan(message, content, return_path_domain)
-            if plan is not None and plan.targets:
-                targets[delivery_id] = plan.targets
+            if plan is None:
+                continue
+            own = (
+                before.customise(message, content, recipient=recipient, delivery_id=delivery_id)
+                if before is not None
+                else None
+            )
+            found = (
+                TrackingPlan(own, plan.options, self.public_url).targets if own else plan.targets
+            )
+            if found:
+                targets[delivery_id] = found
         await tracking_service.record_links(session, targets=targets)
 
     def customise(
@@ -75,8 +97,7 @@ class TrackingHook:
             return None
         if content is not plan.content:
             # An earlier hook (personalisation) gave this recipient content of its own:
-            # its bodies are cut afresh. Its targets are the message's as long as the
-            # personalisation leaves links alone; one it adds was not recorded, and a
-            # click on it is a 404 (issue 17 records per-recipient targets when it lands).
+            # its bodies are cut afresh, finding the targets prepare() recorded from the
+            # same content.
             plan = TrackingPlan(content, plan.options, self.public_url)
         return plan.copy(delivery_id, DeliveryUrls(self.public_url, self.signer, mailto_domain))
