@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 
 from posthouse import __version__
 from posthouse.accounts.service import CredentialCache
@@ -15,8 +17,13 @@ from posthouse.api import tracking as tracking_router
 from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
+from posthouse.api.admin import usecases as usecases_router
+from posthouse.api.dialects.envelope import routes as envelope
+from posthouse.api.errors import app_error_handler
 from posthouse.api.limits import BodySizeLimit
+from posthouse.api.native import history as native_history
 from posthouse.api.native import routes as native
+from posthouse.api.native.errors import render_error
 from posthouse.api.rate_limits import RateLimitHeaders
 from posthouse.config import Settings, get_settings
 from posthouse.db.engine import create_engine, create_sessionmaker, create_side_engine
@@ -24,6 +31,8 @@ from posthouse.delivery.transports.factory import create_transport
 from posthouse.delivery.worker import Worker
 from posthouse.domains.service import VerifiedDomainCache
 from posthouse.heap import freeze_startup_heap
+from posthouse.history.downloads import Downloads
+from posthouse.history.paging import Tokens
 from posthouse.inbound.listener import InboundServer
 from posthouse.sending.accept import AcceptContext
 from posthouse.templates import service as templates_service
@@ -52,6 +61,9 @@ def create_app(
         ttl = settings.auth_cache_seconds
         app.state.credential_cache = CredentialCache(ttl=ttl) if ttl > 0 else None
         app.state.verified_domains = VerifiedDomainCache(ttl=ttl) if ttl > 0 else None
+        secret = settings.secret_key.get_secret_value()
+        app.state.history_tokens = Tokens(secret)
+        app.state.downloads = Downloads(secret, lifetime=settings.attachment_url_seconds)
         app.state.worker = None
         app.state.inbound = None
         worker_task = None
@@ -99,10 +111,17 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RateLimitHeaders)
     app.include_router(native.router)
+    app.include_router(native_history.router)
     app.include_router(suppressions_router.router)
     app.include_router(domains_router.router)
     app.include_router(templates_router.router)
     app.include_router(tracking_router.router)
+    app.include_router(usecases_router.router)
+    app.include_router(envelope.router)
+    app.include_router(envelope.downloads_router)
+    # Unknown paths and methods: the native error shape, like every route's own errors.
+    app.add_exception_handler(HTTPException, app_error_handler(render_error))
+    app.add_exception_handler(RequestValidationError, app_error_handler(render_error))
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz() -> JSONResponse:

@@ -42,11 +42,21 @@ class Settings(BaseSettings):
 
     # API
     max_request_bytes: int = Field(40 * 1024 * 1024, ge=1024)
+    # A request body must arrive whole within this; a slower one is cut off with 408.
+    body_read_timeout_seconds: float = Field(60.0, gt=0)
+    # uvicorn: an open connection must finish a request's headers within this (else it
+    # is closed), an idle keep-alive connection is closed after timeout_keep_alive, and
+    # request headers larger than h11_max_header_bytes are refused.
+    http_header_timeout_seconds: float = Field(10.0, gt=0)
+    http_keep_alive_seconds: int = Field(5, ge=1)
+    http_max_header_bytes: int = Field(16 * 1024, ge=1024)
     # How long an api process reuses a sender's resolved key and a domain it found
     # verified: revoking a key, suspending a workspace or a domain losing its
     # verification reaches every process within this time.
     auth_cache_seconds: float = Field(1.0, ge=0, description="0 = look them up every time")
     require_verified_domains: bool = True
+    # How long a signed attachment download URL (seed 004) works after it is handed out.
+    attachment_url_seconds: float = Field(300.0, gt=0)
 
     # Sending domains: the host named in the SPF and return-path MX records to publish
     # (defaults to helo_name, then this machine's FQDN), and how often DNS is re-checked.

@@ -54,6 +54,24 @@ class MessageNotFound(NotFound):
         self.reference = reference
 
 
+class RouteNotFound(NotFound):
+    """No such path in the API."""
+
+
+class MethodNotAllowed(PosthouseError):
+    status_code = 405
+
+    def __init__(self, detail: str, *, allow: str | None = None) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
+class RequestTimeout(PosthouseError):
+    """The request body did not arrive within the configured time."""
+
+    status_code = 408
+
+
 class RequestTooLarge(PosthouseError):
     status_code = 413
 
@@ -159,3 +177,19 @@ class MissingVariables(ValidationFailed):
         super().__init__(detail, field="variables")
         self.names = names
         self.recipient = recipient
+
+
+class UseCaseNotFound(NotFound):
+    """Unknown use case, or another workspace's: the two look the same."""
+
+
+class UseCaseExists(PosthouseError):
+    status_code = 409
+
+
+class EmailNotFound(NotFound):
+    """A history lookup (an email, its body or attachment) found nothing of the caller's."""
+
+
+class ContinuationTokenInvalid(ValidationFailed):
+    """A paging token that was tampered with, or given with other filters than its own."""

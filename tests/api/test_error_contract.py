@@ -14,6 +14,7 @@ import pytest
 from fastapi import Response
 
 from posthouse import errors
+from posthouse.api.dialects.envelope.errors import render_error as envelope_render
 from posthouse.api.native.errors import SenderNotRegistered
 from posthouse.api.native.errors import render_error as native_render
 from posthouse.errors import PosthouseError
@@ -67,6 +68,15 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.MissingVariables: errors.MissingVariables(
         "missing template variables: city, name", names=["city", "name"]
     ),
+    errors.UseCaseNotFound: errors.UseCaseNotFound("use case not found"),
+    errors.UseCaseExists: errors.UseCaseExists("use case 'receipts' exists already"),
+    errors.EmailNotFound: errors.EmailNotFound("email not found"),
+    errors.ContinuationTokenInvalid: errors.ContinuationTokenInvalid(
+        "continuation_token belongs to another query"
+    ),
+    errors.RouteNotFound: errors.RouteNotFound("Not Found"),
+    errors.MethodNotAllowed: errors.MethodNotAllowed("Method Not Allowed", allow="POST"),
+    errors.RequestTimeout: errors.RequestTimeout("the request body did not arrive in time"),
 }
 
 
@@ -106,7 +116,41 @@ NATIVE = Door(
     },
 )
 
-DOORS = [pytest.param(NATIVE, id="native")]
+
+def _envelope_status(error: PosthouseError) -> int:
+    """Seed 004's codes (docs/compatibility.md): 422 for what the client sent wrong."""
+    table: list[tuple[type[PosthouseError], int]] = [
+        (errors.ValidationFailed, 422),
+        (errors.AttachmentRejected, 422),
+        (errors.RecipientsSuppressed, 422),
+        (errors.WorkspaceSuspended, 422),
+        (errors.QuotaExceeded, 429),
+        (errors.RateLimited, 429),
+    ]
+    for cls, status in table:
+        if isinstance(error, cls):
+            return status
+    return error.status_code
+
+
+def _envelope_body(error: PosthouseError, body: dict[str, Any]) -> None:
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert isinstance(body["error"]["code"], str)
+    assert body["error"]["message"]
+    if isinstance(error, errors.NotFound):
+        # Not yours and does not exist look the same.
+        assert body["error"] == {"code": "not_found", "message": "not found"}
+
+
+ENVELOPE = Door(
+    render=envelope_render,
+    status=_envelope_status,
+    check_body=_envelope_body,
+    wording={errors.RequestTooLarge: "body_html is larger than 10 MB"},
+)
+
+DOORS = [pytest.param(NATIVE, id="native"), pytest.param(ENVELOPE, id="seed004")]
 
 
 def test_every_domain_error_has_an_example() -> None:

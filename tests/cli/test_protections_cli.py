@@ -131,7 +131,7 @@ class TestSuppressionCommands:
         after = await posthouse.json("suppression", "list", "--workspace", "shop", "--json")
 
         assert [(e["address"], e["reason"]) for e in listed] == [
-            ("Alice@example.com", "manual"),
+            ("alice@example.com", "manual"),
             ("bob@example.com", "complaint"),
         ]
         assert all(e["createdAt"] for e in listed)

@@ -1,19 +1,24 @@
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import column, insert, table, text
 from sqlalchemy.engine import Connection
 
 from posthouse.db.engine import create_engine
 from posthouse.db.migrate import alembic_config
-from posthouse.db.models import Base
+from posthouse.db.models import Base, Suppression, Workspace
 from posthouse.delivery.worker import Worker
 from tests.conftest import SenderTokens, multipart
 from tests.smtp_server import SmtpServer
+
+WORKSPACE = uuid.UUID(int=99)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -76,3 +81,55 @@ async def test_the_last_migration_goes_down_and_up_again_with_a_delivered_email(
     assert shown.json()["subject"] == "Kept across migrations"
     assert [(r["status"], r["attempts"]) for r in shown.json()["recipients"]] == [("sent", 1)]
     assert len(smtp_server.handler.received) == 1
+
+
+_WORKSPACE_AT_0004 = table(
+    "workspace",
+    *(
+        column(name, Workspace.__table__.c[name].type)
+        for name in ("id", "name", "max_bounce_rate", "max_complaint_rate", "rate_min_volume",
+                     "rate_window_days", "created_at")
+    ),
+)  # fmt: skip
+
+
+async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
+    database_url: str,
+) -> None:
+    config = alembic_config(database_url)
+    before = ScriptDirectory.from_config(config).get_revision("0004_issue15").down_revision
+    await asyncio.to_thread(command.downgrade, config, before)
+    engine = create_engine(database_url, null_pool=True)
+    async with engine.begin() as connection:
+        # The workspace as its table was then: later migrations add columns to it.
+        await connection.execute(
+            insert(_WORKSPACE_AT_0004).values(
+                id=WORKSPACE, name="w", max_bounce_rate=0.05, max_complaint_rate=0.001,
+                rate_min_volume=100, rate_window_days=30, created_at=NOW,
+            )
+        )  # fmt: skip
+        for number, (address, reason) in enumerate(
+            [("Victim@example.com", "complaint"), ("victim@example.com", "manual"),
+             ("Other@Example.com", "manual")]
+        ):  # fmt: skip
+            await connection.execute(
+                insert(Suppression.__table__).values(
+                    id=uuid.UUID(int=number + 1),
+                    workspace_id=WORKSPACE,
+                    address=address,
+                    reason=reason,
+                    created_at=NOW + timedelta(seconds=number),
+                )
+            )
+
+    await asyncio.to_thread(command.upgrade, config, "head")
+
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT address, reason FROM suppression ORDER BY address")
+        )
+        assert [tuple(r) for r in rows] == [
+            ("other@example.com", "manual"),
+            ("victim@example.com", "complaint"),  # the first entry's cause is kept
+        ]
+    await engine.dispose()

@@ -36,13 +36,16 @@ async def add(
 async def verify(
     sessionmaker: Sessionmaker, settings: Settings, detail: DomainDetail
 ) -> DomainDetail:
-    async with sessionmaker.begin() as session:
-        return await domains_service.verify_domain(
+    # A session, not sessionmaker.begin(): verification ends its read before DNS.
+    async with sessionmaker() as session:
+        verified = await domains_service.verify_domain(
             session,
             workspace_id=detail.domain.workspace_id,
             name=detail.domain.name,
             resolver=domains_service.verification_resolver(settings),
         )
+        await session.commit()
+        return verified
 
 
 def states(detail: DomainDetail) -> dict[str, bool]:
@@ -247,15 +250,16 @@ class TestRotation:
         scope = {"workspace_id": detail.domain.workspace_id, "name": DOMAIN, "selector": new}
 
         with pytest.raises(DomainNotVerified):
-            async with sessionmaker.begin() as session:
+            async with sessionmaker() as session:
                 await domains_service.activate_dkim(
                     session, resolver=domains_service.verification_resolver(settings), **scope
                 )
         publish(dns_server, rotated, skip=("spf", "dmarc", "return_path"))
-        async with sessionmaker.begin() as session:
+        async with sessionmaker() as session:
             switched = await domains_service.activate_dkim(
                 session, resolver=domains_service.verification_resolver(settings), **scope
             )
+            await session.commit()
         assert switched.active_selector == new
 
         response = await client.post(

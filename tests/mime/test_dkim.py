@@ -91,6 +91,21 @@ class TestDkimSigner:
             assert names.count(name) == 2, name
         assert {b"x-campaign", b"list-unsubscribe-post"} <= set(names)
 
+    def test_a_callers_list_unsubscribe_is_signed(self, key: DkimKeyPair) -> None:
+        # Issue 15: receivers act on List-Unsubscribe (RFC 8058), so it is signed like
+        # every header posthouse writes.
+        headers = {
+            "List-Unsubscribe": "<https://yourstore.example/u/42>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        signed = signer(DOMAIN, SELECTOR, key.private_key_pem).sign(message(headers=headers))
+
+        names = [h.strip() for h in signed_fields(signed)[b"h"].split(b":")]
+        assert {b"list-unsubscribe", b"list-unsubscribe-post"} <= set(names)
+        assert dkim.verify(signed, dnsfunc=published(key))
+        changed = signed.replace(b"/u/42>", b"/u/43>")
+        assert not dkim.verify(changed, dnsfunc=published(key))
+
     @pytest.mark.parametrize(
         "added",
         [

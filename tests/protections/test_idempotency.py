@@ -4,11 +4,11 @@ import asyncio
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.db.base import utcnow
-from posthouse.db.models import IdempotencyRecord
+from posthouse.db.models import IdempotencyRecord, Sender
 from posthouse.delivery.worker import Worker
 from posthouse.protections import idempotency
 from posthouse.sending.ids import parse_reference_id
@@ -93,9 +93,14 @@ class TestIdempotencyKey:
     ) -> None:
         ws = await workspace(sessionmaker)
         async with sessionmaker.begin() as session:
+            owner = await session.scalar(select(Sender.id).where(Sender.email == sender.email))
             # A claim another api process made and has not completed yet.
             claim = await idempotency.claim(
-                session, workspace_id=ws.id, scope="native", key="busy", request_hash="x"
+                session,
+                workspace_id=ws.id,
+                scope="native",
+                key=idempotency.owned_key("busy", owner),
+                request_hash="x",
             )
         assert isinstance(claim, idempotency.Claim)
 

@@ -25,7 +25,8 @@ class TestSuppressionApi:
 
         assert added.status_code == 201
         body = added.json()
-        assert (body["address"], body["reason"]) == ("Alice@example.com", "unsubscribe")
+        # Stored in the canonical form every comparison uses (docs/addresses.md).
+        assert (body["address"], body["reason"]) == ("alice@example.com", "unsubscribe")
         assert body["createdBy"]
         refused = await send(client, sender, ["Alice@example.com"])
         assert refused.status_code == 422

@@ -49,6 +49,11 @@ class WorkspaceCredentials:
         return scope in self.key.scopes.split()
 
 
+# admin: the admin API; send: sends with a workspace key; channel.send and channel.view:
+# seed 004's permissions Channel.send and Channel.view.
+SCOPES = ("admin", "send", "channel.send", "channel.view")
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     workspace: Workspace
@@ -159,6 +164,11 @@ async def create_workspace_key(
     session: AsyncSession, *, workspace_name: str, name: str = "", scopes: str = "admin send"
 ) -> IssuedKey:
     """Issue a workspace-wide key (not bound to one sender). Shown once, stored hashed."""
+    given = scopes.split()
+    unknown = [scope for scope in given if scope not in SCOPES]
+    if unknown or not given:
+        raise ValidationFailed(f"scopes must be some of: {', '.join(SCOPES)}", field="scopes")
+    scopes = " ".join(dict.fromkeys(given))
     workspace = await get_or_create_workspace(session, name=workspace_name)
     token, lookup, secret_digest = tokens.new_workspace_key()
     key = ApiKey(
@@ -174,9 +184,10 @@ async def create_workspace_key(
 
 
 async def authenticate_workspace_key(
-    session: AsyncSession, *, token: str, scope: str
+    session: AsyncSession, *, token: str, scope: str | None
 ) -> WorkspaceCredentials:
-    """Resolve a ``phk_`` key that carries ``scope``; anything else is Unauthenticated."""
+    """Resolve a ``phk_`` key that carries ``scope``; anything else is Unauthenticated.
+    With no scope the caller checks the scopes itself (after checking the workspace)."""
     parts = tokens.split_workspace_key(token)
     found = await AccountRepository(session).key_with_owner(parts[0]) if parts else None
     expected = found[0].secret_hash if found else tokens.digest("")
@@ -185,6 +196,16 @@ async def authenticate_workspace_key(
         raise Unauthenticated("invalid API key")
     key, _, workspace = found
     credentials = WorkspaceCredentials(key, workspace)
-    if not credentials.allows(scope):
+    if scope is not None and not credentials.allows(scope):
         raise Forbidden(f"this key lacks the {scope!r} scope")
     return credentials
+
+
+def issued_key_json(issued: IssuedKey) -> dict[str, str]:
+    """What ``key create --json`` and the admin API show of a new key."""
+    return {
+        "key": issued.token,
+        "workspace": issued.workspace.name,
+        "workspace_id": str(issued.workspace.id),
+        "scopes": issued.key.scopes,
+    }

@@ -1,4 +1,5 @@
-"""Reading ``multipart/form-data`` sends: a JSON ``payload`` part plus file parts.
+"""Reading ``multipart/form-data`` sends: a JSON ``payload`` part (or plain form fields)
+plus file parts.
 
 python-multipart's streaming parser, driven directly: Starlette's form layer on top of it
 (a spooled temporary file and an upload object per part) cost about 5% of the api's
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import Request
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from posthouse.errors import AttachmentRejected, ValidationFailed
@@ -22,14 +23,22 @@ if TYPE_CHECKING:  # a TypedDict python-multipart declares for type checkers onl
     from python_multipart.multipart import MultipartCallbacks
 from posthouse.sending.schemas import AttachmentInput
 
+# An HTML and a text body of up to 5 MB each, plus addresses and headers.
 MAX_PAYLOAD_BYTES = 12 * 1024 * 1024
 MAX_PARTS = 50
+# JSON values (list and object members) a payload may hold: a send with every list full
+# has about 1,200, and per-recipient template variables (recipientVariables) for 1,000
+# recipients up to about 90 each. Counted before parsing, so 12 MB of "{}," (4 million
+# objects, 250 MB once parsed) is refused without being built.
+MAX_PAYLOAD_VALUES = 100_000
 
 
 @dataclass
 class MultipartSend:
     payload: dict[str, Any]
     attachments: list[AttachmentInput]
+    # Text parts other than the payload, by name (seed 004 sends plain form fields).
+    fields: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,17 +55,22 @@ class _Reader:
 
     def __init__(self) -> None:
         self.parts: list[_Part] = []
+        self.complete = False  # the closing boundary was seen
         self._field = b""
         self._value = b""
 
     def callbacks(self) -> "MultipartCallbacks":
         return {
+            "on_end": self._end,
             "on_part_begin": self._part_begin,
             "on_part_data": self._part_data,
             "on_header_field": self._header_field,
             "on_header_value": self._header_value,
             "on_header_end": self._header_end,
         }
+
+    def _end(self) -> None:
+        self.complete = True
 
     def _part_begin(self) -> None:
         if len(self.parts) >= MAX_PARTS:
@@ -81,13 +95,14 @@ class _Reader:
 
 
 async def read_multipart_send(
-    request: Request, *, max_files: int, file_field: str = "attachments"
+    request: Request, *, max_files: int, file_field: str = "attachments", json_payload: bool = True
 ) -> MultipartSend:
+    """The parts of a send. With ``json_payload`` exactly one ``payload`` part must hold a
+    JSON object; without, the text parts are returned as ``fields``."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
-        raise ValidationFailed(
-            "Content-Type must be multipart/form-data with a JSON 'payload' part", field="payload"
-        )
+        wanted = " with a JSON 'payload' part" if json_payload else ""
+        raise ValidationFailed(f"Content-Type must be multipart/form-data{wanted}", field="payload")
     boundary = options.get(b"boundary")
     if not boundary:
         raise ValidationFailed("malformed multipart body: missing boundary")
@@ -97,10 +112,15 @@ async def read_multipart_send(
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as error:
-        raise ValidationFailed(f"malformed multipart body: {error}") from None
+    except FormParserError as error:
+        # The base class: a boundary over 256 characters raises FormParserError itself.
+        raise ValidationFailed(f"malformed multipart body: {str(error)[:200]}") from None
+    if not reader.complete:
+        # A cut-off upload would otherwise send its first half as the attachment.
+        raise ValidationFailed("malformed multipart body: it ends before its closing boundary")
     payloads: list[_Part] = []
     attachments: list[AttachmentInput] = []
+    fields: dict[str, list[str]] = {}
     for part in reader.parts:
         _, disposition = parse_options_header(part.headers.get("content-disposition", ""))
         if b"name" not in disposition:
@@ -108,7 +128,7 @@ async def read_multipart_send(
                 'malformed multipart body: a part without a Content-Disposition "name"'
             )
         name = disposition[b"name"].decode("utf-8", "replace")
-        if name == "payload":
+        if name == "payload" and json_payload:
             payloads.append(part)
         elif name in (file_field, f"{file_field}[]"):
             if b"filename" not in disposition:
@@ -122,12 +142,23 @@ async def read_multipart_send(
                     content_type=part.headers.get("content-type"),
                 )
             )
+        elif not json_payload:
+            try:
+                fields.setdefault(name, []).append(part.data().decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ValidationFailed(f"{name} is not valid UTF-8", field=name) from None
+    if not json_payload:
+        return MultipartSend(payload={}, attachments=attachments, fields=fields)
     if len(payloads) != 1:
         raise ValidationFailed("exactly one 'payload' part is required", field="payload")
     text = payloads[0].data()
     if len(text) > MAX_PAYLOAD_BYTES:
         raise ValidationFailed(
             f"payload exceeds {MAX_PAYLOAD_BYTES // (1024 * 1024)} MB", field="payload"
+        )
+    if _json_values(text) > MAX_PAYLOAD_VALUES:
+        raise ValidationFailed(
+            f"payload holds more than {MAX_PAYLOAD_VALUES} JSON values", field="payload"
         )
     try:
         # orjson: a third of json's cost for a payload carrying 5 KB of HTML. It also
@@ -138,3 +169,19 @@ async def read_multipart_send(
     if not isinstance(payload, dict):
         raise ValidationFailed("payload must be a JSON object", field="payload")
     return MultipartSend(payload=payload, attachments=attachments)
+
+
+def _json_values(text: bytes) -> int:
+    """About the number of values in a JSON text, counted in C without parsing it: values
+    side by side need a comma between them (and nesting without commas stops at orjson's
+    depth limit of 1,024), so its commas bound them. When a long body makes those many,
+    the strings plus the commas outside them."""
+    commas = text.count(b",")
+    if commas <= MAX_PAYLOAD_VALUES:
+        return commas
+    # Without its escaped backslashes and quotes, every quote left opens or closes a string.
+    bare = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    strings = bare.count(b'"') // 2
+    if strings > MAX_PAYLOAD_VALUES:
+        return strings
+    return strings + sum(part.count(b",") for part in bare.split(b'"')[::2])

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from posthouse.api.errors import ErrorRenderer, as_domain_error
+from posthouse.errors import RequestTimeout
 
 
 def _end(session: Session, *, commit: bool) -> None:
@@ -20,6 +21,20 @@ def _end(session: Session, *, commit: bool) -> None:
             session.rollback()
     finally:
         session.close()
+
+
+async def read_body(request: Request, *, seconds: float) -> None:
+    """Read the whole body (Starlette keeps it for the handler) before anything touches
+    the database: a client trickling its upload then holds no transaction, no pooled
+    connection and, on SQLite, not the write lock. A body that has not arrived within
+    ``seconds`` is a RequestTimeout (408)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await request.body()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {seconds:g} seconds"
+        ) from None
 
 
 def front_door_route(render: ErrorRenderer) -> type[APIRoute]:
@@ -44,6 +59,9 @@ def front_door_route(render: ErrorRenderer) -> type[APIRoute]:
                 committed = False
                 try:
                     try:
+                        await read_body(
+                            request, seconds=request.app.state.settings.body_read_timeout_seconds
+                        )
                         response = await handler(request)
                         committed = True
                     except Exception as error:

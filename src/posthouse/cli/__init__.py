@@ -10,6 +10,7 @@ from posthouse.cli import (
     server,
     suppressions,
     templates,
+    usecases,
     workspaces,
 )
 
@@ -26,3 +27,4 @@ app.add_typer(workspaces.app, name="workspace")
 app.add_typer(suppressions.app, name="suppression")
 app.add_typer(templates.app, name="template")
 app.command()(bounces.reclassify)
+app.add_typer(usecases.app, name="usecase")

@@ -34,8 +34,12 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 async def with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     engine = create_engine(settings.database_url, null_pool=True)
     try:
-        async with create_sessionmaker(engine).begin() as session:
-            return await work(session)
+        # Not sessionmaker.begin(): work may end a read-only transaction itself before
+        # slow network I/O (domain verification's DNS lookups).
+        async with create_sessionmaker(engine)() as session:
+            result = await work(session)
+            await session.commit()
+            return result
     finally:
         await engine.dispose()
 

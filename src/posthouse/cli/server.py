@@ -19,6 +19,7 @@ from posthouse.cli.common import (
 )
 from posthouse.config import get_settings
 from posthouse.db.engine import create_engine, create_sessionmaker
+from posthouse.server import uvicorn_options
 
 
 def migrate() -> None:
@@ -35,7 +36,11 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8025) -> None:
 
     logging_setup()
     uvicorn.run(
-        create_app(embedded_worker=True, server=True), host=host, port=port, log_level="info"
+        create_app(embedded_worker=True, server=True),
+        host=host,
+        port=port,
+        log_level="info",
+        **uvicorn_options(get_settings()),
     )
 
 
@@ -54,6 +59,7 @@ def api(
         workers=workers,
         log_level="warning",
         access_log=False,
+        **uvicorn_options(get_settings()),
     )
 
 

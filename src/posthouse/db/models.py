@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -44,6 +45,9 @@ class Workspace(IdMixin, CreatedAtMixin, Base):
     # private by default). track_clicks: none, html, text or both.
     track_opens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     track_clicks: Mapped[str] = mapped_column(String(5), default="none", server_default="none")
+    # The tier its rates were last judged at (protections.reputation.tier_of); a message
+    # records it at accept time.
+    reputation_tier: Mapped[str] = mapped_column(String(16), default="new")
 
 
 class ApiKey(IdMixin, CreatedAtMixin, Base):
@@ -111,6 +115,21 @@ class DomainRecord(IdMixin, Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     checked_at: Mapped[datetime | None]
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class UseCase(IdMixin, CreatedAtMixin, Base):
+    """A named stream of mail bound to one sending domain (seed 004's email use case).
+    It sends as ``from_email`` through ``sender_id``, a sender of that domain."""
+
+    __tablename__ = "use_case"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
+    domain_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("domain.id"), index=True)
+    sender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sender.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20))  # transactional, marketing
+    from_email: Mapped[str] = mapped_column(String(320))
 
 
 class Template(IdMixin, CreatedAtMixin, Base):
@@ -199,6 +218,9 @@ class Message(IdMixin, CreatedAtMixin, Base):
     subject_template: Mapped[str | None] = mapped_column(Text)
     # Hidden text at the top of the HTML that inboxes show after the subject.
     preheader: Mapped[str | None] = mapped_column(String(255))
+    # No foreign key, like workspace_id: every send through a use case would share-lock it.
+    use_case_id: Mapped[uuid.UUID | None]
+    tier: Mapped[str | None] = mapped_column(String(16))  # the workspace's, at accept time
 
 
 class Attachment(IdMixin, Base):
@@ -231,6 +253,10 @@ class DeliveryStatus(StrEnum):
 
 PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
 
+_USE_CASE = text("use_case_id IS NOT NULL")
+_DECIDED = text("state <> 'sent'")
+_USE_CASE_DECIDED = text("use_case_id IS NOT NULL AND state <> 'sent'")
+
 
 class Delivery(IdMixin, CreatedAtMixin, Base):
     """One envelope recipient of a message, and the queue row the worker claims."""
@@ -249,10 +275,48 @@ class Delivery(IdMixin, CreatedAtMixin, Base):
             postgresql_where=text("status = 'sending'"),
             sqlite_where=text("status = 'sending'"),
         ),
+        # The history's lists (history/repository.py), newest first, one range each.
+        Index("ix_delivery_setup", "workspace_id", "from_domain", "created_at", "id"),
+        Index(
+            "ix_delivery_setup_state",
+            "workspace_id",
+            "from_domain",
+            "state",
+            "created_at",
+            "id",
+            postgresql_where=_DECIDED,
+            sqlite_where=_DECIDED,
+        ),
+        Index(
+            "ix_delivery_use_case",
+            "use_case_id",
+            "created_at",
+            "id",
+            postgresql_where=_USE_CASE,
+            sqlite_where=_USE_CASE,
+        ),
+        Index(
+            "ix_delivery_use_case_recipient",
+            "use_case_id",
+            "recipient",
+            "created_at",
+            "id",
+            postgresql_where=_USE_CASE,
+            sqlite_where=_USE_CASE,
+        ),
+        Index(
+            "ix_delivery_use_case_state",
+            "use_case_id",
+            "state",
+            "created_at",
+            "id",
+            postgresql_where=_USE_CASE_DECIDED,
+            sqlite_where=_USE_CASE_DECIDED,
+        ),
     )
 
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
-    workspace_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    workspace_id: Mapped[uuid.UUID]
     recipient: Mapped[str] = mapped_column(String(320), index=True)
     kind: Mapped[str] = mapped_column(String(3))  # to, cc, bcc
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
@@ -271,6 +335,12 @@ class Delivery(IdMixin, CreatedAtMixin, Base):
     # content, infrastructure or unknown, and a subclass. None once sent.
     failure_class: Mapped[str | None] = mapped_column(String(16))
     failure_subclass: Mapped[str | None] = mapped_column(String(32))
+    # The From address's domain: the email's setup (seed 004), also for domains added later.
+    from_domain: Mapped[str] = mapped_column(String(255))
+    use_case_id: Mapped[uuid.UUID | None]
+    # Derived from its events (events.ingest): complained > bounced > rejected >
+    # delivered > sent.
+    state: Mapped[str] = mapped_column(String(12), default="sent")
 
 
 class DeliveryAttempt(IdMixin, Base):
@@ -306,6 +376,7 @@ class Event(IdMixin, Base):
     __table_args__ = (
         Index("ix_event_workspace_occurred", "workspace_id", "occurred_at"),
         Index("ix_event_message", "message_id", "occurred_at"),
+        Index("ix_event_feed", "workspace_id", "feed_txid", "id"),
     )
 
     workspace_id: Mapped[uuid.UUID]
@@ -316,6 +387,9 @@ class Event(IdMixin, Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[dict[str, Any]]
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # PostgreSQL: the inserting transaction's id, set by the column's default (never
+    # written by posthouse); the polling feed's order (db/feed.py). NULL on SQLite.
+    feed_txid: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DestinationBlock(IdMixin, Base):

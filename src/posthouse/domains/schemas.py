@@ -10,7 +10,11 @@ from posthouse.domains.service import DomainDetail
 class DomainCreate(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    name: str = Field(description="The domain mail is sent from, e.g. example.com")
+    name: str = Field(
+        description="The domain mail is sent from, e.g. example.com: a host name of at least "
+        "two labels, not an IP address; international names in IDNA 2008",
+        json_schema_extra={"maxLength": 253},
+    )
     returnPathDomain: str | None = Field(
         None, description="Where bounces go; a subdomain, by default bounces.<name>"
     )
@@ -37,6 +41,7 @@ class DkimSelectorRead(BaseModel):
 
 
 class DomainRead(BaseModel):
+    id: str = Field(description="The domain's UUID: seed 004's setup_id")
     name: str
     returnPathDomain: str
     verified: bool
@@ -50,6 +55,7 @@ def domain_read(detail: DomainDetail) -> DomainRead:
     domain = detail.domain
     required = {id(r) for r in detail.required_records}
     return DomainRead(
+        id=str(domain.id),
         name=domain.name,
         returnPathDomain=domain.return_path_domain,
         verified=domain.verified_at is not None,

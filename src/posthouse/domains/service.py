@@ -7,6 +7,11 @@ Invariants:
 - Key rotation publishes the new selector beside the active one; the switch is allowed
   only once the new record is in DNS, so receivers can always verify what we sign.
 - Workspaces never see each other's domains: "not yours" is DomainNotFound.
+- Any workspace may add any valid domain name; DNS settles who may send from it. Only
+  a workspace whose own DKIM key (2048-bit, generated for it) is published verifies, and
+  only the domain's owner can publish it (docs/dns-setup.md, "Who may hold a domain").
+- DNS lookups run with no transaction open: they can take seconds, and on SQLite an open
+  transaction holds the write lock every other request waits for.
 """
 
 import asyncio
@@ -18,9 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dns.asyncresolver
+import idna
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.accounts.repository import AccountRepository
+from posthouse.addresses import shown
 from posthouse.config import Settings
 from posthouse.db.base import utcnow
 from posthouse.db.models import DkimKey, Domain, DomainRecord
@@ -71,16 +78,31 @@ class DomainDetail:
 
 
 def normalize_domain(name: str) -> str:
-    """A lower-case ASCII (IDNA) host name with at least two labels, or ValidationFailed."""
+    """A lower-case ASCII (IDNA) host name with at least two labels, or ValidationFailed.
+    Not an IP address (a top-level label is never all digits), and every ``xn--`` label
+    a valid IDNA 2008 A-label."""
+    if len(name) > 300:
+        raise ValidationFailed(f"invalid domain name: {shown(name)}")
     candidate = name.strip().rstrip(".").lower()
     try:
         candidate = candidate.encode("idna").decode("ascii")
     except UnicodeError:
-        raise ValidationFailed(f"invalid domain name: {name!r}") from None
+        raise ValidationFailed(f"invalid domain name: {shown(name)}") from None
     labels = candidate.split(".")
     if len(candidate) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
-        raise ValidationFailed(f"invalid domain name: {name!r}")
+        raise ValidationFailed(f"invalid domain name: {shown(name)}")
+    if labels[-1].isdigit():
+        raise ValidationFailed(f"invalid domain name: {shown(name)}: an IP address")
+    if not all(_valid_a_label(x) for x in labels if x.startswith("xn--")):
+        raise ValidationFailed(f"invalid domain name: {shown(name)}: invalid IDNA label")
     return candidate
+
+
+def _valid_a_label(label: str) -> bool:
+    try:
+        return idna.encode(idna.decode(label)).decode("ascii") == label
+    except idna.IDNAError:
+        return False
 
 
 def mail_host(settings: Settings) -> str:
@@ -189,8 +211,14 @@ async def check_records(
     resolver: dns.asyncresolver.Resolver, detail: DomainDetail
 ) -> dict[uuid.UUID, checks.CheckResult]:
     """Look a domain's records up. No database access: callable outside transactions."""
-    results = await asyncio.gather(*(checks.check(resolver, _expected(r)) for r in detail.records))
-    return {record.id: result for record, result in zip(detail.records, results, strict=True)}
+    return await _look_up(resolver, {r.id: _expected(r) for r in detail.records})
+
+
+async def _look_up(
+    resolver: dns.asyncresolver.Resolver, expected: dict[uuid.UUID, checks.ExpectedRecord]
+) -> dict[uuid.UUID, checks.CheckResult]:
+    results = await asyncio.gather(*(checks.check(resolver, e) for e in expected.values()))
+    return dict(zip(expected, results, strict=True))
 
 
 def _apply(
@@ -225,11 +253,22 @@ async def verify_domain(
     name: str,
     resolver: dns.asyncresolver.Resolver,
 ) -> DomainDetail:
-    """Look every record up in DNS now and store what was seen."""
+    """Look every record up in DNS now, with no transaction open, and store what was seen."""
     detail = await get_domain(session, workspace_id=workspace_id, name=name)
-    _apply(detail, await check_records(resolver, detail), now=utcnow())
+    expected = {r.id: _expected(r) for r in detail.records}
+    await _end_reads(session)
+    results = await _look_up(resolver, expected)
+    detail = await get_domain(session, workspace_id=workspace_id, name=name)
+    _apply(detail, results, now=utcnow())
     await session.flush()
     return detail
+
+
+async def _end_reads(session: AsyncSession) -> None:
+    """End the request's transaction before slow network I/O. It has read, not written
+    (a rate-limit bucket on SQLite at most, which would commit anyway), so committing
+    loses nothing, and objects read stay usable (expire_on_commit=False)."""
+    await session.commit()
 
 
 async def rotate_dkim(session: AsyncSession, *, workspace_id: uuid.UUID, name: str) -> DomainDetail:
@@ -263,6 +302,7 @@ async def activate_dkim(
     )
     if key is None or record is None:
         raise DomainNotFound(f"selector {selector} not found for domain {detail.domain.name}")
+    await _end_reads(session)
     result = await checks.check(resolver, _expected(record))
     now = utcnow()
     record.detail = result.detail

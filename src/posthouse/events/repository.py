@@ -23,6 +23,7 @@ from posthouse.db import dialect
 from posthouse.db.arrays import insert_rows
 from posthouse.db.base import UTCDateTime
 from posthouse.db.models import Delivery, Event
+from posthouse.events.types import lower_states
 
 
 class EventRepository:
@@ -84,6 +85,15 @@ class EventRepository:
             select(Delivery.id, Delivery.recipient).where(Delivery.id.in_(delivery_ids))
         )
         return {row.id: row.recipient for row in rows}
+
+    async def raise_states(self, state: str, delivery_ids: list[uuid.UUID]) -> None:
+        """Set the deliveries' derived state to ``state`` where it takes precedence."""
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.state.in_(lower_states(state)))
+            .values(state=state)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _event_for_delivery() -> Insert:

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posthouse.addresses import address_key
 from posthouse.db.base import new_id, utcnow
 from posthouse.errors import ValidationFailed
 from posthouse.events.repository import EventRepository
-from posthouse.events.types import EventType
+from posthouse.events.types import STATE_OF_EVENT, EventType
 from posthouse.protections import reputation as reputation_service
 from posthouse.protections import suppression as suppression_service
 from posthouse.protections.suppression import SuppressionReason
@@ -54,6 +55,7 @@ async def ingest(session: AsyncSession, events: list[NewEvent]) -> None:
     protective = [_suppression_reason(event) is not None for event in events]
     repository = EventRepository(session)
     await repository.add_many([row for row, p in zip(rows, protective, strict=True) if not p])
+    await _derive_states(repository, events)
     if not any(protective):
         return
     stored = await repository.add_many_returning_ids(
@@ -62,6 +64,18 @@ async def ingest(session: AsyncSession, events: list[NewEvent]) -> None:
     new = [(row, event) for row, event in zip(rows, events, strict=True) if row["id"] in stored]
     if new:
         await _protect(session, new)
+
+
+async def _derive_states(repository: EventRepository, events: list[NewEvent]) -> None:
+    """Keep each delivery's derived state (seed 004) in step with its events. Taking the
+    higher state is idempotent, so a duplicate event changes nothing."""
+    by_state: dict[str, list[uuid.UUID]] = {}
+    for event in events:
+        state = STATE_OF_EVENT.get(event.type)
+        if state is not None and event.delivery_id is not None:
+            by_state.setdefault(state, []).append(event.delivery_id)
+    for state, delivery_ids in by_state.items():
+        await repository.raise_states(state, delivery_ids)
 
 
 async def ingest_for_delivery(
@@ -152,7 +166,8 @@ async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEve
     )
     entries = []
     for row, event in new:
-        address = recipients.get(event.delivery_id) if event.delivery_id else None
+        recipient = recipients.get(event.delivery_id) if event.delivery_id else None
+        address = address_key(recipient) if recipient is not None else None
         if address is None and isinstance(event.data.get("recipient"), str):
             try:
                 address = suppression_service.normalize(event.data["recipient"])

@@ -25,9 +25,10 @@ from dkim.canonicalization import (
 )
 
 # Every header field of the message is signed (posthouse wrote them all: a caller's custom
-# headers and List-Unsubscribe must not be changeable in transit). These get one more entry
-# than they have occurrences, so a receiver sees any of them added in transit as a break,
-# and one entry when absent, so adding one (a Reply-To, a Cc) breaks the signature too.
+# headers and List-Unsubscribe, which receivers act on (RFC 8058), must not be changeable
+# in transit). These get one more entry than they have occurrences, so a receiver sees any
+# of them added in transit as a break, and one entry when absent, so adding one (a
+# Reply-To, a Cc) breaks the signature too.
 OVERSIGNED_HEADERS = (
     b"from",
     b"subject",

@@ -5,6 +5,9 @@ concurrent request with the same key sees it in flight (409 + Retry-After) inste
 sending again. The response is stored in the request's own transaction, atomically with the
 accepted message, so a committed send always has its stored response. A request that
 fails gives its claim back, so a rejected request never keeps the key.
+
+Keys belong to the caller that used them (``owner``: the sender a token pair is bound
+to): another sender's tokens in the same workspace neither replay nor see them.
 """
 
 import hashlib
@@ -52,6 +55,12 @@ def validate_key(key: str, *, header: str = "Idempotency-Key") -> str:
     if not _VISIBLE.match(key):
         raise ValidationFailed(f"{header} must be 1 to 256 visible ASCII characters", field=header)
     return key
+
+
+def owned_key(key: str, owner: uuid.UUID | None) -> str:
+    """The key as stored: prefixed with its owner, so one caller's keys are invisible to
+    another's (at most 32 + 1 + 256 characters, within the column's 300)."""
+    return key if owner is None else f"{owner.hex}:{key}"
 
 
 def fingerprint(*parts: str | bytes) -> str:
@@ -172,17 +181,18 @@ async def once(
     accept: Callable[[], Awaitable[tuple[str, uuid.UUID | None]]],
     key_name: str = "Idempotency-Key",
     side_engine: AsyncEngine | None = None,
+    owner: uuid.UUID | None = None,
 ) -> Replay | str:
-    """Run ``accept`` at most once per key: it returns the response body it produced and
-    the message it created. A request seen before gets its stored Replay; a new one gets
-    its body, stored with the message in the caller's transaction. A failure frees the
-    key, so a request that failed validation does not keep it."""
+    """Run ``accept`` at most once per key of ``owner``: it returns the response body it
+    produced and the message it created. A request seen before gets its stored Replay; a
+    new one gets its body, stored with the message in the caller's transaction. A
+    failure frees the key, so a request that failed validation does not keep it."""
     validate_key(key, header=key_name)
     outcome = await claim(
         session,
         workspace_id=workspace_id,
         scope=scope,
-        key=key,
+        key=owned_key(key, owner),
         request_hash=request_hash,
         side_engine=side_engine,
     )

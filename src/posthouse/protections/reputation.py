@@ -18,6 +18,11 @@ from posthouse.db.models import Workspace
 from posthouse.errors import WorkspaceSuspended
 from posthouse.protections.repositories.reputation import ReputationRepository
 
+# Reputation tiers (seed 004's ``tier``), from the rates as last judged:
+TIER_NEW = "new"  # fewer deliveries in the window than rate_min_volume: not judged yet
+TIER_GOOD = "good"  # both rates at most half their thresholds
+TIER_AT_RISK = "at_risk"  # a rate above half its threshold (crossing it suspends)
+
 HIGH_BOUNCE_RATE = "high bounce rate"
 HIGH_COMPLAINT_RATE = "high complaint rate"
 
@@ -37,6 +42,17 @@ class Rates:
     @property
     def complaint_rate(self) -> float:
         return self.complained / self.volume if self.volume else 0.0
+
+
+def tier_of(workspace: Workspace, rates: Rates) -> str:
+    if not rates.judged:
+        return TIER_NEW
+    if (
+        rates.bounce_rate <= workspace.max_bounce_rate / 2
+        and rates.complaint_rate <= workspace.max_complaint_rate / 2
+    ):
+        return TIER_GOOD
+    return TIER_AT_RISK
 
 
 def ensure_not_suspended(workspace: Workspace) -> None:
@@ -78,6 +94,10 @@ async def judge(session: AsyncSession, *, workspace_id: uuid.UUID) -> Rates | No
         return None
     now = utcnow()
     current = await rates(session, workspace=workspace, now=now)
+    tier = tier_of(workspace, current)
+    if workspace.reputation_tier != tier:
+        workspace.reputation_tier = tier
+        await session.flush()
     if not current.judged:
         return current
     reason = exceeded(current, workspace=workspace)
@@ -106,6 +126,7 @@ async def unsuspend(session: AsyncSession, *, workspace: Workspace) -> bool:
     workspace.suspended_at = None
     workspace.suspension_reason = None
     workspace.rates_reset_at = utcnow()
+    workspace.reputation_tier = TIER_NEW
     await session.flush()
     return True
 

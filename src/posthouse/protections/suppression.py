@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
-from posthouse.addresses import normalize_email
+from posthouse.addresses import address_key, normalize_email
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Suppression
 from posthouse.errors import NotFound, ValidationFailed
@@ -44,10 +44,10 @@ class SuppressionPage:
 
 
 def normalize(address: str) -> str:
-    """The form stored and matched: IDNA, case-folded domain (what submit() stores as the
-    envelope recipient, so lookups are exact)."""
+    """The form stored and matched: the canonical form of every address comparison
+    (posthouse.addresses.address_key), so ``Victim@`` and ``victim@`` are one entry."""
     try:
-        return normalize_email(address.strip())
+        return address_key(normalize_email(address.strip()))
     except ValidationFailed as error:
         raise ValidationFailed(error.detail, field="address") from None
 
@@ -63,8 +63,11 @@ def parse_reason(value: str) -> SuppressionReason:
 async def active_pairs(
     session: AsyncSession, *, pairs: set[tuple[uuid.UUID, str]], now: datetime
 ) -> set[tuple[uuid.UUID, str]]:
-    """The (workspace, address) pairs among ``pairs`` that must not be sent to now."""
-    return await SuppressionRepository(session).active_pairs(pairs, now=now)
+    """The (workspace, address) pairs among ``pairs`` that must not be sent to now, as
+    given: matched by the addresses' canonical form."""
+    keys = {(workspace_id, address_key(address)) for workspace_id, address in pairs}
+    found = await SuppressionRepository(session).active_pairs(keys, now=now)
+    return {(w, a) for w, a in pairs if (w, address_key(a)) in found}
 
 
 async def add(

@@ -129,6 +129,9 @@ async def accept(
         accept=accepted_body,
         key_name=key.header,
         side_engine=context.side_engine,
+        # A sender's keys are its own: another sender's tokens in the workspace neither
+        # replay its answers nor learn that a key exists (a workspace key sees all).
+        owner=caller.sender.id if caller.sender is not None else None,
     )
     if isinstance(outcome, idempotency.Replay):
         return Answer(outcome.status, outcome.body, replayed=True)

@@ -22,7 +22,7 @@ from posthouse.addresses import Address, parse_address
 from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Attachment, Delivery, Message, Sender
 from posthouse.domains import service as domains_service
-from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound
+from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound, ValidationFailed
 from posthouse.protections import idempotency, quota, reputation
 from posthouse.sending import engagement as engagement_options
 from posthouse.sending.content import ContentStep
@@ -59,6 +59,8 @@ class SubmitOptions:
     side_engine: AsyncEngine | None = None
     # Runs on the request before validation (templates render there); None: as given.
     content: ContentStep | None = None
+    # Seed 004: the use case the email is sent through (its history lists by it).
+    use_case_id: uuid.UUID | None = None
 
 
 @dataclass
@@ -241,6 +243,9 @@ def _rows(
         recipient_variables=personal.recipients if personal else None,
         subject_template=personal.subject_template if personal else None,
         preheader=send.preheader,
+        use_case_id=options.use_case_id,
+        # From the workspace as loaded with the credentials: no query of its own.
+        tier=workspace.reputation_tier,
     )
     attachment_rows = [
         row(
@@ -272,6 +277,9 @@ def _rows(
             tracking_token=secrets.token_urlsafe(18),
             created_at=now,
             updated_at=now,
+            from_domain=domain.lower(),
+            use_case_id=options.use_case_id,
+            state="sent",
         )
         for kind, recipient in send.envelope_recipients()
     ]
@@ -298,7 +306,7 @@ async def reply_to_reference(
     if original is None:
         raise MessageNotFound(reference_id)
     request.sender = _address_of(original)
-    request.subject = reply_subject(original.subject)
+    request.subject = reply_subject(original.subject, limit=options.limits.max_subject)
     if not request.to:
         request.to = [_address_of(original)]
     accepted = await submit(
@@ -320,12 +328,17 @@ async def reply_to_subject(
     ignored); with none, start a new thread. ``request.to`` defaults to the sender."""
     # Parsed first, so CR/LF/NUL or a malformed address is a 400 like in any other send.
     sender = parse_address(from_email, field="sender")
+    if not strip_reply_prefix(subject):
+        # "Re: " and nothing else is no subject to match or to start a thread with.
+        raise ValidationFailed("subject is required", field="subject")
     owner = await sender_for(session, caller=caller, from_email=sender.email)
     original = await MessageRepository(session).latest_by_subject(
         sender_id=owner.id, subject_key=subject_key(subject)
     )
     request.sender = sender
-    request.subject = reply_subject(original.subject if original else subject)
+    request.subject = reply_subject(
+        original.subject if original else subject, limit=options.limits.max_subject
+    )
     if not request.to:
         request.to = [sender]
     thread = _thread(original) if original else None
@@ -381,8 +394,11 @@ def strip_reply_prefix(subject: str) -> str:
     return _REPLY_PREFIX.sub("", subject).strip()
 
 
-def reply_subject(subject: str) -> str:
-    return "Re: " + strip_reply_prefix(subject)
+def reply_subject(subject: str, *, limit: int) -> str:
+    """The subject with exactly one ``Re: ``, which is left off when it would make the
+    subject longer than ``limit`` (the client did not write it)."""
+    stripped = strip_reply_prefix(subject)
+    return f"Re: {stripped}" if len(stripped) + 4 <= limit else stripped
 
 
 def subject_key(subject: str) -> str:

@@ -6,7 +6,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from posthouse.addresses import Address, has_control_characters, parse_address
+from posthouse.addresses import (
+    MAX_DISPLAY_NAME,
+    Address,
+    has_bidi_controls,
+    has_control_characters,
+    parse_address,
+    shown,
+)
 from posthouse.errors import (
     AttachmentRejected,
     AttachmentTooLarge,
@@ -47,8 +54,15 @@ RESERVED_HEADERS = frozenset(
         "from", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "sender",
         "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
         "return-path", "received", "dkim-signature", "in-reply-to", "references",
+        # Trace and authentication results are written by the servers a message
+        # passes; set by a sender they would vouch for what nobody checked.
+        "authentication-results", "delivered-to", "x-original-to",
+        # Part headers: at the top of a message they would describe a part that is not there.
+        "content-id", "content-location",
     }
 )  # fmt: skip
+# Whole families: ARC-Seal, ARC-Message-Signature, ...; Resent-From, Resent-Date, ...
+RESERVED_HEADER_PREFIXES = ("arc-", "resent-")
 # Seed 001 "Attachments type forbidden": programs and scripts mail filters quarantine.
 FORBIDDEN_EXTENSIONS = frozenset(
     {
@@ -144,7 +158,7 @@ def _web_url(value: object, *, field: str) -> str | None:
 def _address(value: AddressInput, *, field: str) -> Address:
     if isinstance(value, Address):
         if any(c in value.email for c in "<>,; "):
-            raise ValidationFailed(f"{field}: ambiguous address {value.email!r}", field=field)
+            raise ValidationFailed(f"{field}: ambiguous address {shown(value.email)}", field=field)
         bare = parse_address(value.email, field=field)
         return Address(email=bare.email, name=_name(value.name, field))
     address = parse_address(value, field=field)
@@ -152,13 +166,13 @@ def _address(value: AddressInput, *, field: str) -> Address:
     return address
 
 
-# The sender's name is stored in a String(300) column; no real name comes near this.
-MAX_DISPLAY_NAME = 200
-
-
 def _name(name: str | None, field: str) -> str | None:
     if name is not None and has_control_characters(name):
         raise ValidationFailed(f"{field}: display name contains control characters", field=field)
+    if name is not None and has_bidi_controls(name):
+        raise ValidationFailed(
+            f"{field}: display name contains bidirectional controls (U+202E, ...)", field=field
+        )
     if name is not None and len(name) > MAX_DISPLAY_NAME:
         raise ValidationFailed(
             f"{field}: display name is longer than {MAX_DISPLAY_NAME} characters", field=field
@@ -223,8 +237,8 @@ def validate_headers(headers: object, limits: SendLimits = DEFAULT_LIMITS) -> di
     result: dict[str, str] = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise ValidationFailed(f"invalid header name {name!r}", field="headers")
-        if name.lower() in RESERVED_HEADERS:
+            raise ValidationFailed(f"invalid header name {shown(name)}", field="headers")
+        if name.lower() in RESERVED_HEADERS or name.lower().startswith(RESERVED_HEADER_PREFIXES):
             raise ValidationFailed(
                 f"header {name} is set by posthouse; use the request's own field", field="headers"
             )
@@ -249,7 +263,11 @@ def validate_filename(filename: object) -> str:
     if len(name) > 255:
         raise AttachmentRejected("attachment filename is longer than 255 characters")
     if has_control_characters(name) or any(c in name for c in '/\\:*?"<>|'):
-        raise AttachmentRejected(f"unsafe attachment filename {filename!r}")
+        raise AttachmentRejected(f"unsafe attachment filename {shown(filename)}")
+    if has_bidi_controls(name):
+        raise AttachmentRejected(
+            f"unsafe attachment filename {shown(filename)}: bidirectional controls"
+        )
     if name.strip(" .") == "" or name != name.strip() or name.endswith("."):
         raise AttachmentRejected(f"unsafe attachment filename {filename!r}")
     if _WINDOWS_RESERVED.match(name):
@@ -312,10 +330,13 @@ _MIME_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[A-Za-z0-9][\w.+-]{0,126}$")
 
 def _content_type(given: str | None, filename: str) -> str:
     base = (given or "").split(";", 1)[0].strip().lower()
-    if base and base != "application/octet-stream" and _MIME_TYPE.match(base):
-        return base
-    guessed, _ = mimetypes.guess_type(filename, strict=False)
-    return guessed or "application/octet-stream"
+    if not (base and base != "application/octet-stream" and _MIME_TYPE.match(base)):
+        base = mimetypes.guess_type(filename, strict=False)[0] or ""
+    # Only discrete types (RFC 2046): a multipart/* or message/* attachment would have to
+    # be a MIME structure itself, and bytes declared as one make a broken message.
+    if not base or base.startswith(("multipart/", "message/")):
+        return "application/octet-stream"
+    return base
 
 
 def _content_id(content_id: str | None) -> str | None:
@@ -323,9 +344,9 @@ def _content_id(content_id: str | None) -> str | None:
         return None
     value = content_id.strip().removeprefix("<").removesuffix(">")
     if not value or has_control_characters(value) or not re.fullmatch(r"[!-~]{1,250}", value):
-        raise AttachmentRejected(f"invalid content id {content_id!r}")
+        raise AttachmentRejected(f"invalid content id {shown(content_id)}")
     if any(c in value for c in "<> "):
-        raise AttachmentRejected(f"invalid content id {content_id!r}")
+        raise AttachmentRejected(f"invalid content id {shown(content_id)}")
     return value
 
 

@@ -33,10 +33,19 @@ def public_id(template_id: uuid.UUID) -> str:
     return TEMPLATE_PREFIX + str(ULID.from_uuid(template_id))
 
 
+# Template and version numbers are INTEGER columns on both databases: a larger number
+# names nothing (and would not fit a query's parameter).
+MAX_NUMBER = 2**31 - 1
+
+
+def _numbered(number: int | None) -> bool:
+    return number is None or 0 < number <= MAX_NUMBER
+
+
 def parse_ref(ref: str | int) -> uuid.UUID | int | None:
     """``tpl_<ULID>`` as its UUID, a workspace number (``7`` or ``"7"``) as an int."""
     if isinstance(ref, int) and not isinstance(ref, bool):
-        return ref if ref > 0 else None
+        return ref if _numbered(ref) else None
     if not isinstance(ref, str):
         return None
     if ref.isdecimal() and ref.isascii() and len(ref) <= 9:
@@ -126,7 +135,8 @@ async def publish_template(
     """Sends use ``version`` (by default the latest) from now on."""
     templates = TemplateRepository(session)
     template = await _template(templates, workspace_id, ref)
-    chosen = await templates.version(template.id, version or template.latest_version)
+    wanted = version or template.latest_version
+    chosen = await templates.version(template.id, wanted) if _numbered(wanted) else None
     if chosen is None:
         raise TemplateNotFound(f"template {ref} has no version {version}")
     template.published_version = chosen.version
@@ -191,7 +201,7 @@ async def version_for_send(
 ) -> TemplateVersion:
     """The version a send uses: the one it names, else the published one."""
     parsed = parse_ref(ref)
-    if parsed is None:
+    if parsed is None or not _numbered(version):
         raise TemplateNotFound(f"template {ref} not found")
     key = (workspace_id, parsed, version)
     found = cache.get(key) if cache is not None else None
@@ -252,7 +262,7 @@ async def _version_of(
     templates: TemplateRepository, template: Template, number: int | None, *, ref: str | int
 ) -> TemplateVersion:
     wanted = number or template.published_version or template.latest_version
-    version = await templates.version(template.id, wanted)
+    version = await templates.version(template.id, wanted) if _numbered(wanted) else None
     if version is None:
         raise TemplateNotFound(f"template {ref} has no version {number}")
     return version

@@ -100,7 +100,9 @@ async def report(session: AsyncSession, *, name: str) -> dict[str, Any]:
     now = utcnow()
     rates = await reputation.rates(session, workspace=workspace, now=now)
     return {
+        "id": str(workspace.id),
         "name": workspace.name,
+        "tier": workspace.reputation_tier,
         "monthlyQuota": workspace.monthly_quota,
         "usageThisMonth": await quota.usage_this_month(session, workspace_id=workspace.id, now=now),
         "maxBounceRate": workspace.max_bounce_rate,

@@ -46,7 +46,13 @@ async def list_suppressions(
     caller: AdminDep,
     reason: Annotated[str | None, Query(description="Only entries with this reason")] = None,
     cursor: Annotated[str | None, Query(description="nextCursor of the previous page")] = None,
-    limit: Annotated[int, Query(description="Entries per page, 1 to 1000")] = 100,
+    limit: Annotated[
+        int,
+        Query(
+            description="Entries per page, 1 to 1000",
+            json_schema_extra={"minimum": 1, "maximum": 1000},
+        ),
+    ] = 100,
 ) -> Response:
     """The workspace's suppressed addresses, oldest first, a page at a time."""
     page = await suppression_service.list_page(

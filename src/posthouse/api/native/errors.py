@@ -11,10 +11,12 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from posthouse.api.errors import bounded
 from posthouse.errors import (
     AttachmentTypeForbidden,
     IdempotencyInFlight,
     MessageNotFound,
+    MethodNotAllowed,
     PosthouseError,
     QuotaExceeded,
     RateLimited,
@@ -85,10 +87,15 @@ def native_message(error: PosthouseError) -> str:
 
 
 def render_error(error: PosthouseError) -> JSONResponse:
-    body: dict[str, Any] = {"status": error.status_code, "message": native_message(error)}
+    body: dict[str, Any] = {
+        "status": error.status_code,
+        "message": bounded(native_message(error)),
+    }
     headers = {}
     if isinstance(error, RecipientsSuppressed):
         body["suppressed"] = error.addresses
     if isinstance(error, RateLimited | IdempotencyInFlight):
         headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowed) and error.allow:
+        headers["Allow"] = error.allow
     return JSONResponse(body, status_code=error.status_code, headers=headers)

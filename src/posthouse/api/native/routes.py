@@ -31,8 +31,10 @@ from posthouse.api.native.schemas import (
 )
 from posthouse.api.rate_limits import rate_limited
 from posthouse.api.routing import front_door_route
-from posthouse.db.models import Delivery, Message
+from posthouse.db.models import Message
 from posthouse.errors import SenderNotFound, Unauthenticated
+from posthouse.history import service as history_service
+from posthouse.history.service import RecipientHistory
 from posthouse.sending import accept as accept_path
 from posthouse.sending import service as sending_service
 from posthouse.sending.accept import Action, IdempotencyKey
@@ -44,7 +46,7 @@ from posthouse.sending.validation import DEFAULT_LIMITS
 API = "native"
 
 
-def _access_token(request: Request) -> str | None:
+def access_token_of(request: Request) -> str | None:
     return request.headers.get("x-api-access-token")
 
 
@@ -52,12 +54,12 @@ router = APIRouter(
     prefix="/api/v1/emails",
     tags=["emails"],
     route_class=front_door_route(render_error),
-    dependencies=[Depends(rate_limited(_access_token))],
+    dependencies=[Depends(rate_limited(access_token_of))],
 )
 
 
 async def credentials(request: Request, session: SessionDep) -> Caller:
-    access_token = _access_token(request)
+    access_token = access_token_of(request)
     secret_token = request.headers.get("x-api-secret-token")
     if not access_token or not secret_token:
         raise Unauthenticated("X-Api-Access-Token and X-Api-Secret-Token headers are required")
@@ -270,7 +272,8 @@ async def reply_by_reference(
     return await _accept(request, caller, form, reply)
 
 
-def _recipient(delivery: Delivery) -> dict[str, Any]:
+def _recipient(recipient: RecipientHistory) -> dict[str, Any]:
+    delivery = recipient.delivery
     pending = delivery.status in ("queued", "deferred")
     return {
         "email": delivery.recipient,
@@ -284,6 +287,19 @@ def _recipient(delivery: Delivery) -> dict[str, Any]:
         "lastSmtpReply": delivery.last_smtp_reply,
         "failureClass": delivery.failure_class,
         "failureSubclass": delivery.failure_subclass,
+        "state": delivery.state,
+        "openCount": recipient.activity.open_count,
+        "clickCount": recipient.activity.click_count,
+        "events": [
+            {
+                "id": str(event.id),
+                "type": event.type,
+                "eventAt": event.occurred_at,
+                "receivedAt": event.received_at,
+                "data": event.data,
+            }
+            for event in recipient.events
+        ],
     }
 
 
@@ -295,8 +311,8 @@ def _recipient(delivery: Delivery) -> dict[str, Any]:
     summary="Get an email and where its deliveries are",
 )
 async def get_email(referenceId: str, session: SessionDep, caller: CallerDep) -> JSONResponse:
-    """The email as accepted and, per recipient, its delivery status, attempts and the last
-    SMTP reply."""
+    """The email as accepted and, per recipient, its delivery status, attempts, the last
+    SMTP reply, its derived state, open and click counts and its events in order."""
     message, deliveries = await sending_service.get_message(
         session, caller=caller, reference_id=referenceId
     )
@@ -321,7 +337,10 @@ async def get_email(referenceId: str, session: SessionDep, caller: CallerDep) ->
                 {"filename": a.filename, "contentType": a.content_type, "size": a.size}
                 for a in attachments
             ],
-            "recipients": [_recipient(d) for d in deliveries],
+            "recipients": [
+                _recipient(r)
+                for r in await history_service.recipients_history(session, deliveries=deliveries)
+            ],
         }
     )
     return JSONResponse(detail.model_dump(mode="json", by_alias=True))

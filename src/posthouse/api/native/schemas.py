@@ -5,6 +5,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from posthouse.api import documented
+from posthouse.sending.validation import DEFAULT_LIMITS as LIMITS
+
 # The token and Idempotency-Key headers are read from request.headers and documented
 # here: FastAPI's extraction of header parameters cost ~4% of the api's instructions per
 # accepted send.
@@ -13,18 +16,22 @@ TOKEN_HEADERS: list[dict[str, Any]] = [
         "name": name,
         "in": "header",
         "required": True,
-        "schema": {"type": "string"},
+        "schema": schema,
         "description": f"The {what} token issued with the sender (posthouse sender add)",
     }
-    for name, what in (("X-Api-Access-Token", "access"), ("X-Api-Secret-Token", "secret"))
+    for name, what, schema in (
+        ("X-Api-Access-Token", "access", documented.ACCESS_TOKEN),
+        ("X-Api-Secret-Token", "secret", documented.SECRET_TOKEN),
+    )
 ]
 IDEMPOTENCY_HEADER: dict[str, Any] = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string"},
-    "description": "1 to 256 visible characters; the same request again within 24 hours "
-    "returns the original response (Idempotency-Replayed: true) and sends nothing",
+    "schema": documented.IDEMPOTENCY_KEY,
+    "description": "1 to 256 visible characters, your own per sender; the same request "
+    "again within 24 hours returns the original response (Idempotency-Replayed: true) and "
+    "sends nothing",
 }
 
 
@@ -49,21 +56,46 @@ class EngagementPayload(BaseModel):
 class SendEmailPayload(EngagementPayload):
     """The JSON ``payload`` part of ``POST /api/v1/emails``."""
 
-    model_config = ConfigDict(populate_by_name=True, strict=True)
+    # Unknown fields are refused by name rather than ignored (api/multipart.py bounds
+    # how many values a payload may hold before it is parsed).
+    model_config = ConfigDict(populate_by_name=True, strict=True, extra="forbid")
 
     from_: str | None = Field(None, alias="from", description="Sender, bound to the tokens")
-    to: list[str] = Field(default_factory=list, description="1 to 1000 addresses")
-    cc: list[str] | None = Field(None, description="At most 50 addresses")
-    bcc: list[str] | None = Field(None, description="At most 50; never shown in headers")
-    replyTo: list[str] | None = Field(None, description="At most 50 addresses")
+    to: list[str] = Field(
+        default_factory=list,
+        description="1 to 1000 addresses",
+        json_schema_extra=documented.addresses(LIMITS.max_to, at_least=1),
+    )
+    cc: list[str] | None = Field(
+        None,
+        description="At most 50 addresses",
+        json_schema_extra=documented.addresses(LIMITS.max_cc),
+    )
+    bcc: list[str] | None = Field(
+        None,
+        description="At most 50; never shown in headers",
+        json_schema_extra=documented.addresses(LIMITS.max_bcc),
+    )
+    replyTo: list[str] | None = Field(
+        None,
+        description="At most 50 addresses",
+        json_schema_extra=documented.addresses(LIMITS.max_reply_to),
+    )
     subject: str | None = Field(
-        None, description="1 to 998 characters; required unless the template has one"
+        None,
+        description="1 to 998 characters; required unless the template has one",
+        json_schema_extra=documented.SUBJECT,
     )
     body: str | None = Field(
         None, description="HTML body, required unless a template is given; a text part is derived"
     )
     text: str | None = Field(None, description="Optional plain-text alternative")
-    headers: dict[str, str] | None = Field(None, description="Extra headers (X-...)")
+    headers: dict[str, str] | None = Field(
+        None,
+        description="Extra headers (X-...); those posthouse writes, trace and "
+        "authentication headers are refused",
+        json_schema_extra=documented.HEADERS,
+    )
     template: str | int | None = Field(
         None,
         description="A stored template, by tpl_ id or number, instead of subject and body "
@@ -93,15 +125,21 @@ class SendEmailPayload(EngagementPayload):
 class ReplyEmailPayload(EngagementPayload):
     """The JSON ``payload`` part of the reply endpoints."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    to: list[str] | None = Field(None, description="Defaults as documented per endpoint")
-    cc: list[str] | None = None
-    bcc: list[str] | None = None
-    replyTo: list[str] | None = None
+    to: list[str] | None = Field(
+        None,
+        description="Defaults as documented per endpoint",
+        json_schema_extra=documented.addresses(LIMITS.max_to),
+    )
+    cc: list[str] | None = Field(None, json_schema_extra=documented.addresses(LIMITS.max_cc))
+    bcc: list[str] | None = Field(None, json_schema_extra=documented.addresses(LIMITS.max_bcc))
+    replyTo: list[str] | None = Field(
+        None, json_schema_extra=documented.addresses(LIMITS.max_reply_to)
+    )
     body: str | None = Field(None, description="Required HTML body")
     text: str | None = None
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] | None = Field(None, json_schema_extra=documented.HEADERS)
 
 
 class EmailAccepted(BaseModel):
@@ -136,7 +174,7 @@ class ReplyAccepted(BaseModel):
 
 
 def multipart_doc(payload: type[BaseModel]) -> dict[str, Any]:
-    schema = payload.model_json_schema(by_alias=True)
+    schema = {**payload.model_json_schema(by_alias=True), "description": documented.PAYLOAD}
     return {
         "parameters": [*TOKEN_HEADERS, IDEMPOTENCY_HEADER],
         "requestBody": {
@@ -148,10 +186,7 @@ def multipart_doc(payload: type[BaseModel]) -> dict[str, Any]:
                         "required": ["payload"],
                         "properties": {
                             "payload": schema,
-                            "attachments": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                            },
+                            "attachments": documented.ATTACHMENTS,
                         },
                     },
                     "encoding": {"payload": {"contentType": "application/json"}},
@@ -159,6 +194,14 @@ def multipart_doc(payload: type[BaseModel]) -> dict[str, Any]:
             },
         },
     }
+
+
+class TimelineEvent(BaseModel):
+    id: str
+    type: str
+    eventAt: datetime
+    receivedAt: datetime
+    data: dict[str, Any]
 
 
 class RecipientStatus(BaseModel):
@@ -176,6 +219,10 @@ class RecipientStatus(BaseModel):
         "infrastructure or unknown (docs/bounces.md)"
     )
     failureSubclass: str | None
+    state: str = Field(description="sent, delivered, rejected, bounced or complained")
+    openCount: int
+    clickCount: int
+    events: list[TimelineEvent] = Field(description="The recipient's events, in order")
 
 
 class AttachmentInfo(BaseModel):

@@ -6,7 +6,7 @@ be served through a tracking link; ``tracked_link`` holds every link target reco
 a delivery's copy was built, so a click redirects only to a recorded URL.
 
 Revision ID: i18_engagement
-Revises: 0004_issue21
+Revises: 0004_issue16
 Create Date: 2026-12-04 14:20:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i18_engagement"
-down_revision: str | None = "0004_issue21"
+down_revision: str | None = "0004_issue16"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
