@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import dkim
 
 from posthouse.mime.builder import MimeAttachment, MimeContent, build_message
-from posthouse.mime.dkim import SIGNED_HEADERS, generate_key, signer
+from posthouse.mime.dkim import OVERSIGNED_HEADERS, generate_key, signer
 
 
 def _message(attachment_bytes: int) -> bytes:
@@ -48,9 +48,10 @@ def main() -> None:
     key = generate_key()
     ours = signer("yourstore.example", "ph202611", key.private_key_pem)
     pem = key.private_key_pem.encode()
-    include = sorted(SIGNED_HEADERS) + [b"from", b"subject"]
 
     def dkimpy_sign(message: bytes) -> bytes:
+        headers, _ = dkim.rfc822_parse(message)
+        include = [name.lower() for name, _ in headers] + list(OVERSIGNED_HEADERS)
         return dkim.sign(
             message,
             b"ph202611",

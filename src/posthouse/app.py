@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from posthouse import __version__
 from posthouse.accounts.service import CredentialCache
+from posthouse.api import tracking as tracking_router
 from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
@@ -114,6 +115,7 @@ def create_app(
     app.include_router(suppressions_router.router)
     app.include_router(domains_router.router)
     app.include_router(templates_router.router)
+    app.include_router(tracking_router.router)
     app.include_router(usecases_router.router)
     app.include_router(envelope.router)
     app.include_router(envelope.downloads_router)

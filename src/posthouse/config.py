@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     # maildir:PATH, smtp://[user:password@]host:port[?tls=none|starttls|implicit], or mx:
     delivery_url: str = "maildir:./var/maildir"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Keys that signed tracking and unsubscribe links before the current secret_key:
+    # they still verify, so rotating the key never breaks links in mail already sent.
+    # Comma-separated in the environment.
+    previous_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The base of every link posthouse puts in mail (pixel, clicks, unsubscribe).
+    public_url: str = "http://127.0.0.1:8025"
 
     # Worker
     worker_concurrency: int = Field(16, ge=1, description="SMTP sends in flight per worker")
@@ -95,6 +101,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("previous_secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or any(c in value for c in "\r\n <>"):
+            raise ValueError("public_url must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @field_validator("tls_policy")
     @classmethod

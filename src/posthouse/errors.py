@@ -34,6 +34,11 @@ class NotFound(PosthouseError):
     status_code = 404
 
 
+class TrackingNotFound(NotFound):
+    """A tracking or unsubscribe token that is not genuine, or names nothing: forged,
+    tampered and unknown tokens all look alike."""
+
+
 class SenderNotFound(NotFound):
     """The credentials do not exist, or are not bound to the sender the request names."""
 

@@ -269,9 +269,10 @@ class TestPayloadValues:
     async def test_an_unknown_key_is_refused_by_name(
         self, client: httpx.AsyncClient, sender: SenderTokens, refused: Any
     ) -> None:
-        response = await send(client, sender, trackOpens=True)
+        # trackOpen, not issue 18's trackOpens: a misspelt option is refused, not ignored.
+        response = await send(client, sender, trackOpen=True)
 
-        assert await refused(response, 400) == "unknown field 'trackOpens'"
+        assert await refused(response, 400) == "unknown field 'trackOpen'"
 
     async def test_an_unknown_key_holding_millions_of_objects_is_refused_unparsed(
         self, client: httpx.AsyncClient, sender: SenderTokens, refused: Any

@@ -55,6 +55,7 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.IdempotencyInFlight: errors.IdempotencyInFlight("key in flight"),
     errors.DomainNotVerified: errors.DomainNotVerified("domain example.com is not verified"),
     errors.DomainNotFound: errors.DomainNotFound("domain example.com not found"),
+    errors.TrackingNotFound: errors.TrackingNotFound("no such link"),
     errors.DomainExists: errors.DomainExists("domain example.com already exists"),
     errors.RateLimited: errors.RateLimited("too many requests", retry_after=3),
     errors.TemplateNotFound: errors.TemplateNotFound("template tpl_01JABC not found"),

@@ -42,6 +42,19 @@ def posthouse(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cl
 
 
 class TestWorkspaceCommands:
+    async def test_engagement_defaults_are_off_until_set(self, posthouse: Cli) -> None:
+        created = await posthouse.json("workspace", "create", "shop", "--json")
+        await posthouse("workspace", "update", "shop", "--track-opens", "--track-clicks", "both")
+        shown = await posthouse.json("workspace", "show", "shop", "--json")
+        wrong = await posthouse(
+            "workspace", "update", "shop", "--track-clicks", "always", check=False
+        )
+
+        assert (created["trackOpens"], created["trackClicks"]) == (False, "none")
+        assert (shown["trackOpens"], shown["trackClicks"]) == (True, "both")
+        assert wrong.exit_code != 0
+        assert "track_clicks must be one of none, html, text, both" in wrong.output
+
     async def test_create_update_and_show(self, posthouse: Cli) -> None:
         created = await posthouse.json(
             "workspace", "create", "shop", "--monthly-quota", "500", "--json"

@@ -51,6 +51,8 @@ class TestDomainCli:
             f"_dmarc.{DOMAIN}",
             f"bounces.{DOMAIN}",
             f"10 {MAIL_HOST}",
+            "spf_helo",
+            "v=spf1 a -all",
         ):
             assert expected in added.output
         before = await posthouse("domain", "verify", DOMAIN)
@@ -68,6 +70,7 @@ class TestDomainCli:
             ("dmarc", "TXT", True),
             ("return_path", "MX", True),
             ("spf", "TXT", True),
+            ("spf_helo", "TXT", True),
         ]
 
     async def test_rotate_then_activate_switches_the_selector(

@@ -42,6 +42,7 @@ class TestDomainApi:
             "dmarc",
             "return_path",
             "spf",
+            "spf_helo",
         ]
         assert all(
             set(r) >= {"purpose", "type", "name", "value", "verified"} for r in body["records"]

@@ -53,7 +53,7 @@ def states(detail: DomainDetail) -> dict[str, bool]:
 
 
 class TestAddDomain:
-    async def test_creates_an_active_key_and_the_four_records(
+    async def test_creates_an_active_key_and_the_five_records(
         self, sessionmaker: Sessionmaker
     ) -> None:
         detail = await add(sessionmaker, "YourStore.Example.")
@@ -73,6 +73,19 @@ class TestAddDomain:
         assert records["spf"] == ("TXT", f"bounces.{DOMAIN}", f"v=spf1 a:{MAIL_HOST} ~all")
         assert records["dmarc"] == ("TXT", f"_dmarc.{DOMAIN}", "v=DMARC1; p=none")
         assert records["return_path"] == ("MX", f"bounces.{DOMAIN}", f"10 {MAIL_HOST}")
+        assert records["spf_helo"] == ("TXT", MAIL_HOST, "v=spf1 a -all")
+
+    async def test_the_helo_spf_record_is_recommended_not_required(
+        self, sessionmaker: Sessionmaker, settings: Settings, dns_server: DnsServer
+    ) -> None:
+        detail = await add(sessionmaker)
+        publish(dns_server, detail, skip=("spf_helo",))
+
+        verified = await verify(sessionmaker, settings, detail)
+
+        assert "spf_helo" not in {r.purpose for r in verified.required_records}
+        assert states(verified)["spf_helo"] is False
+        assert verified.domain.verified_at is not None
 
     async def test_the_same_domain_twice_in_a_workspace_is_refused(
         self, sessionmaker: Sessionmaker
@@ -97,7 +110,13 @@ class TestVerifyDomain:
 
         verified = await verify(sessionmaker, settings, detail)
 
-        assert states(verified) == {"dkim": True, "spf": True, "dmarc": True, "return_path": True}
+        assert states(verified) == {
+            "dkim": True,
+            "spf": True,
+            "dmarc": True,
+            "return_path": True,
+            "spf_helo": True,
+        }
         assert verified.domain.verified_at is not None
 
     async def test_each_record_keeps_its_own_state_and_a_reason(
@@ -109,7 +128,13 @@ class TestVerifyDomain:
 
         verified = await verify(sessionmaker, settings, detail)
 
-        assert states(verified) == {"dkim": True, "spf": False, "dmarc": False, "return_path": True}
+        assert states(verified) == {
+            "dkim": True,
+            "spf": False,
+            "dmarc": False,
+            "return_path": True,
+            "spf_helo": True,
+        }
         assert verified.domain.verified_at is None
         reasons = {r.purpose: r.detail for r in verified.records}
         assert reasons["spf"] == f"the SPF record does not include a:{MAIL_HOST}"

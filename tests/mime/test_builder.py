@@ -76,7 +76,31 @@ class TestStructure:
         assert "- one\r\n- two" in text
         assert "<" not in text
         assert "p{}" not in text
-        assert html.get_content().startswith("<h1>Thanks &amp; welcome</h1>")
+        assert html.get_content().startswith(
+            '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><h1>Thanks &amp;'
+        )
+        assert html.get_content().rstrip().endswith("</ul></body></html>")
+
+    @pytest.mark.parametrize(
+        ("html", "sent"),
+        [
+            (
+                "<body><p>Hi</p></body>",
+                '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><p>Hi</p></body>'
+                "</html>",
+            ),
+            (
+                "<!doctype html><HTML><body><p>Hi</p></body></HTML>",
+                "<!doctype html><HTML><body><p>Hi</p></body></HTML>",
+            ),
+        ],
+    )
+    def test_a_whole_document_is_sent_as_it_is_and_a_body_gets_a_head(
+        self, html: str, sent: str
+    ) -> None:
+        _, part = built(html=html).iter_parts()
+
+        assert part.get_content().rstrip() == sent
 
     def test_a_given_text_part_is_used_as_is(self) -> None:
         message = built(text="Plain words.\nSecond line.")
@@ -104,7 +128,7 @@ class TestStructure:
         assert plain.get_content().replace("\r\n", "\n").rstrip() == text
         # A long line of HTML is wrapped by quoted-printable.
         assert html["Content-Transfer-Encoding"] == "quoted-printable"
-        assert html.get_content().rstrip() == "<p>" + "y" * 200 + "</p>"
+        assert html.get_content().rstrip().endswith("<body><p>" + "y" * 200 + "</p></body></html>")
 
     def test_text_only_is_a_single_part(self) -> None:
         message = built(html=None, text="Just text")
@@ -189,6 +213,22 @@ class TestHeaders:
         ]
         assert message["Cc"].addresses[0].display_name == 'O\'Brien, "Pat"'
         assert message["Reply-To"].addresses[0].display_name == "Support 🛟"
+
+    @pytest.mark.parametrize(
+        "subject",
+        ["Grüße aus Köln – 你好 👋 " * 6, "ü" * 200, "Ihre Bestellung №12345 ist unterwegs 🚚"],
+    )
+    def test_lines_with_encoded_words_stay_within_76_characters(self, subject: str) -> None:
+        data = build_message(
+            content(subject=subject, from_name="Bücherstube Müller und Söhne GmbH & Co. KG " * 2)
+        )
+
+        head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+        encoded = [line for line in head.split("\r\n") if "=?" in line]
+        assert encoded
+        assert max(map(len, encoded)) <= 76, max(encoded, key=len)
+        message = parse(data)
+        assert message["Subject"] == subject
 
     def test_bcc_never_appears(self) -> None:
         data = build_message(content(to=[(None, "alice@example.com")]))

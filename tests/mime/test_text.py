@@ -34,6 +34,23 @@ from posthouse.mime.text import html_to_text
         ("x\u2003\u3000y\r\nz", "x y z\n"),
         # Names that only start like a block tag are not block tags.
         ("<param>a<para>b<pre>c</pre>", "ab\n\nc\n"),
+        # mailto: and tel: targets are kept (without the scheme or a ?subject=).
+        (
+            '<a href="mailto:help@shop.example?subject=Hi">Write to us</a>, '
+            '<A HREF="tel:+15551234">call</A> or <a href="mailto:a@b.example">a@b.example</a>',
+            "Write to us (help@shop.example), call (+15551234) or a@b.example\n",
+        ),
+        # Preformatted text keeps its line breaks and indentation.
+        (
+            "<p>Code:</p><PRE>\nline one\n    indented &lt;b&gt;\n\nlast</PRE><p>after</p>",
+            "Code:\n\nline one\n    indented <b>\n\nlast\n\nafter\n",
+        ),
+        # Ordered lists are numbered, from start= when given; unordered ones stay dashed.
+        (
+            "<ol><li>first</li><LI>second</li></ol><ol start='3'><li>third</ol>"
+            "<ul><li>dash</li></ul>",
+            "1. first\n2. second\n\n3. third\n\n- dash\n",
+        ),
     ],
 )
 def test_html_to_text(html: str, text: str) -> None:

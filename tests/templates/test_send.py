@@ -72,10 +72,19 @@ def by_recipient(smtp_server: SmtpServer) -> dict[str, EmailMessage]:
     return {r.rcpt_tos[0]: r.message() for r in smtp_server.received}
 
 
+# What the builder wraps an HTML fragment in (issue 18): the fragment is what was rendered.
+_DOCUMENT = ('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>', "</body></html>")
+
+
 def html_of(message: EmailMessage) -> str:
+    """The HTML part as rendered, without the document the builder wraps a fragment in."""
     part = message.get_body(("html",))
     assert part is not None
-    return str(part.get_content())
+    html = str(part.get_content())
+    head, tail = _DOCUMENT
+    if html.startswith(head) and html.endswith(tail):
+        return html[len(head) : -len(tail)]
+    return html
 
 
 def text_of(message: EmailMessage) -> str:

@@ -64,7 +64,13 @@ def _print_domain(
     typer.echo("\nDNS records to publish:")
     for record in shown.records:
         mark = "ok" if record.verified else "missing" if record.checkedAt else "pending"
-        optional = "" if record.required else "  (not required until activated)"
+        optional = (
+            ""
+            if record.required
+            else "  (recommended)"
+            if record.purpose == "spf_helo"
+            else "  (not required until activated)"
+        )
         typer.echo(f"  [{mark:<7}] {record.purpose:<11} {record.type:<3} {record.name}{optional}")
         typer.echo(f"            {record.value}")
         if record.detail and not record.verified:

@@ -82,9 +82,17 @@ def workspace_update(
     unsuspend: Annotated[
         bool, typer.Option("--unsuspend", help="Lift a suspension and release held mail.")
     ] = False,
+    track_opens: Annotated[
+        bool | None,
+        typer.Option("--track-opens/--no-track-opens", help="Default for emails that do not say."),
+    ] = None,
+    track_clicks: Annotated[
+        str | None, typer.Option(help="Default click tracking: none, html, text or both.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Change a workspace's quota, rate thresholds, or lift its suspension."""
+    """Change a workspace's quota, rate thresholds, engagement defaults, or lift its
+    suspension."""
     from posthouse.workspaces import service as workspaces
 
     changes = workspaces.WorkspaceChanges(
@@ -94,6 +102,8 @@ def workspace_update(
         rate_min_volume=rate_min_volume,
         rate_window_days=rate_window_days,
         unsuspend=unsuspend,
+        track_opens=track_opens,
+        track_clicks=track_clicks,
     )
 
     async def work(session: Any) -> dict[str, Any]:

@@ -60,3 +60,13 @@ def table_of(model: Any) -> Table:
 def rowcount(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE matched (0 where the driver does not say)."""
     return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def json_with(name: str, document: str, fields: dict[str, str]) -> str:
+    """SQL for the JSON ``document`` (an expression) with ``fields`` (key: SQL expression)
+    set, as a ``json`` value on PostgreSQL and JSON text on SQLite."""
+    if name == POSTGRESQL:
+        pairs = ", ".join(f"'{key}', {value}" for key, value in fields.items())
+        return f"CAST(CAST({document} AS JSONB) || jsonb_build_object({pairs}) AS JSON)"
+    paths = ", ".join(f"'$.{key}', {value}" for key, value in fields.items())
+    return f"json_set({document}, {paths})"

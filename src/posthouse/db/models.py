@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,6 +41,10 @@ class Workspace(IdMixin, CreatedAtMixin, Base):
     # Set when an operator lifts a suspension: rates are judged on events after it only,
     # so the bounces that caused the suspension do not suspend the workspace again.
     rates_reset_at: Mapped[datetime | None]
+    # Engagement tracking for messages that do not say: off (transactional mail is
+    # private by default). track_clicks: none, html, text or both.
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    track_clicks: Mapped[str] = mapped_column(String(5), default="none", server_default="none")
     # The tier its rates were last judged at (protections.reputation.tier_of); a message
     # records it at accept time.
     reputation_tier: Mapped[str] = mapped_column(String(16), default="new")
@@ -193,7 +198,13 @@ class Message(IdMixin, CreatedAtMixin, Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str | None] = mapped_column(String(200), index=True)
     track_opens: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Links in the HTML part (track_clicks) and in the text part (track_text_clicks).
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=False)
+    track_text_clicks: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # One-click unsubscribe (RFC 8058): List-Unsubscribe headers on every copy, and where
+    # to send the recipient after unsubscribing.
+    unsubscribe: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    unsubscribe_redirect_url: Mapped[str | None] = mapped_column(Text)
     attachment_count: Mapped[int] = mapped_column(Integer, default=0)
     # The template version the message was accepted with (no foreign key: every send of
     # a busy template would share-lock its one row, as with workspaces in migration 0003).
@@ -226,6 +237,8 @@ class Attachment(IdMixin, Base):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # Sent as a tracking link instead of a MIME part; each fetch is an event.
+    track: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class DeliveryStatus(StrEnum):
@@ -343,6 +356,17 @@ class DeliveryAttempt(IdMixin, Base):
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     smtp_reply: Mapped[str | None] = mapped_column(Text)
     remote_host: Mapped[str | None] = mapped_column(String(255))
+
+
+class TrackedLink(Base):
+    """A link target recorded when a delivery's copy was built: a click token names the
+    delivery and the position, and a hit redirects only to the URL stored here."""
+
+    __tablename__ = "tracked_link"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("delivery.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
 
 
 class Event(IdMixin, Base):

@@ -24,6 +24,25 @@ class RecipientHook(Protocol):
         ...
 
 
+class HookChain:
+    """Hooks in turn, each given the content the one before produced (or the common one):
+    personalisation first, then tracking on the personalised copy."""
+
+    def __init__(self, *hooks: RecipientHook) -> None:
+        self.hooks = hooks
+
+    def customise(
+        self, message: Message, content: MimeContent, *, recipient: str, delivery_id: uuid.UUID
+    ) -> MimeContent | None:
+        own: MimeContent | None = None
+        for hook in self.hooks:
+            changed = hook.customise(
+                message, own or content, recipient=recipient, delivery_id=delivery_id
+            )
+            own = changed or own
+        return own
+
+
 @dataclass
 class MessageContent:
     """A message as the worker caches it, with the identity of its From domain."""
@@ -84,7 +103,8 @@ def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent
         in_reply_to=message.in_reply_to,
         references=message.references,
         attachments=tuple(
-            MimeAttachment(a.filename, a.content_type, a.data, a.content_id) for a in attachments
+            MimeAttachment(a.filename, a.content_type, a.data, a.content_id, a.track)
+            for a in attachments
         ),
         preheader=message.preheader,
     )

@@ -32,7 +32,13 @@ from posthouse.db.models import DeliveryStatus
 from posthouse.db.outage import OutageLog, is_unavailable
 from posthouse.delivery import blocks, screening
 from posthouse.delivery.blocks import DestinationBlocks, Judged
-from posthouse.delivery.content import MessageContent, RecipientHook, from_domain, mime_content
+from posthouse.delivery.content import (
+    HookChain,
+    MessageContent,
+    RecipientHook,
+    from_domain,
+    mime_content,
+)
 from posthouse.delivery.envelope import envelope_sender
 from posthouse.delivery.outcomes import classify
 from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
@@ -43,6 +49,7 @@ from posthouse.domains.recheck import DomainRechecker
 from posthouse.events import service as events_service
 from posthouse.events.types import EventType
 from posthouse.protections import idempotency
+from posthouse.tracking.hook import TrackingHook
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +82,13 @@ class Worker:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.transport = transport
-        self.recipient_hook = recipient_hook
+        # Tracking (issue 18) is always on the chain: it gives a copy of its own only to
+        # deliveries of messages that asked for tracking or unsubscribe.
+        self.tracking = TrackingHook(settings)
+        self._before_tracking = recipient_hook
+        self.recipient_hook: RecipientHook = (
+            HookChain(recipient_hook, self.tracking) if recipient_hook else self.tracking
+        )
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.wakeup = asyncio.Event()
@@ -278,6 +291,21 @@ class Worker:
                     content = MessageContent(message, mime_content(message, attachments), identity)
                     self._remember(content)
                     contents[message.id] = content
+            # Click targets are recorded before any copy pointing at them is sent.
+            await self.tracking.prepare(
+                session,
+                deliveries=[
+                    (
+                        d.id,
+                        d.recipient,
+                        (content := contents[d.message_id]).message,
+                        content.mime,
+                        content.identity.return_path_domain if content.identity else None,
+                    )
+                    for d in sendable
+                ],
+                before=self._before_tracking,
+            )
         self._held.update(delivery.id for delivery in sendable)
         for delivery in sendable:
             task = asyncio.create_task(self._deliver(delivery, contents[delivery.message_id]))

@@ -15,6 +15,11 @@ import dns.resolver
 from posthouse.mime.dkim import dns_value
 
 DKIM, SPF, DMARC, RETURN_PATH = "dkim", "spf", "dmarc", "return_path"
+# SPF for the name the MTA greets with (HELO/EHLO): receivers check it too (SpamAssassin
+# scores SPF_HELO_NONE). One record on the mail host serves every domain, so it is
+# recommended, not required for a domain to be verified.
+SPF_HELO = "spf_helo"
+OPTIONAL_PURPOSES = frozenset({SPF_HELO})
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,16 @@ def _spf_mechanism(host: str) -> str:
 
 def standing_records(domain: str, return_path_domain: str, mail_host: str) -> list[ExpectedRecord]:
     """SPF and the bounce MX go on the return-path domain: it is the envelope sender's
-    domain, which SPF checks and DMARC aligns (relaxed) with the From domain."""
-    return [
+    domain, which SPF checks and DMARC aligns (relaxed) with the From domain. The HELO
+    name gets an SPF record of its own ("a": the host itself), unless it is an address."""
+    records = [
         ExpectedRecord(SPF, "TXT", return_path_domain, f"v=spf1 {_spf_mechanism(mail_host)} ~all"),
         ExpectedRecord(DMARC, "TXT", f"_dmarc.{domain}", "v=DMARC1; p=none"),
         ExpectedRecord(RETURN_PATH, "MX", return_path_domain, f"10 {mail_host}"),
     ]
+    if _spf_mechanism(mail_host).startswith("a:"):
+        records.append(ExpectedRecord(SPF_HELO, "TXT", mail_host, "v=spf1 a -all"))
+    return records
 
 
 async def _lookup(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -> list[str]:
@@ -86,7 +95,7 @@ def _judge(record: ExpectedRecord, found: list[str]) -> CheckResult:
         if any(_tags(txt).get("p") == expected for txt in found):
             return CheckResult(True, "published")
         return CheckResult(False, "a TXT record is published but its p= key is not this key")
-    if record.purpose == SPF:
+    if record.purpose in (SPF, SPF_HELO):
         spf = [txt for txt in found if txt.lower().split()[:1] == ["v=spf1"]]
         if not spf:
             return CheckResult(False, f"no SPF (v=spf1) record at {record.name}")

@@ -21,12 +21,15 @@ class DomainCreate(BaseModel):
 
 
 class DnsRecordRead(BaseModel):
-    purpose: str = Field(description="dkim, spf, dmarc or return_path")
+    purpose: str = Field(description="dkim, spf, dmarc, return_path or spf_helo")
     type: str = Field(description="TXT or MX")
     name: str
     value: str
     verified: bool
-    required: bool = Field(description="False for the DKIM record of an inactive selector")
+    required: bool = Field(
+        description="False for the DKIM record of an inactive selector and for the "
+        "recommended SPF record of the HELO name"
+    )
     checkedAt: datetime | None
     detail: str | None = Field(description="What the last lookup saw")
 

@@ -66,10 +66,14 @@ class DomainDetail:
 
     @property
     def required_records(self) -> list[DomainRecord]:
-        """Every record but the DKIM records of inactive selectors."""
+        """Every record but the DKIM records of inactive selectors and the recommended
+        ones (the HELO name's SPF)."""
         active = self.active_selector
         return [
-            r for r in self.records if r.purpose != checks.DKIM or r.name.split(".", 1)[0] == active
+            r
+            for r in self.records
+            if r.purpose not in checks.OPTIONAL_PURPOSES
+            and (r.purpose != checks.DKIM or r.name.split(".", 1)[0] == active)
         ]
 
 

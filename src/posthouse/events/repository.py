@@ -1,13 +1,27 @@
 """SQL for events. Inserts are idempotent on ``dedupe_key``."""
 
 import uuid
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import (
+    JSON,
+    Insert,
+    Uuid,
+    bindparam,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TextualSelect
 
 from posthouse.db import dialect
 from posthouse.db.arrays import insert_rows
+from posthouse.db.base import UTCDateTime
 from posthouse.db.models import Delivery, Event
 from posthouse.events.types import lower_states
 
@@ -42,6 +56,28 @@ class EventRepository:
                 stored.add(inserted)
         return stored
 
+    async def add_for_delivery(self, row: dict[str, Any]) -> bool:
+        """Insert one event whose workspace and message are its delivery's, read by the
+        same statement; False (nothing stored) when there is no such delivery."""
+        return (await self.session.execute(_EVENT_FOR_DELIVERY, row)).first() is not None
+
+    async def add_for_link(self, row: dict[str, Any]) -> tuple[str, datetime | None] | None:
+        """Insert one event for a delivery and the link recorded at ``position``, its URL
+        added to the event's data, in one statement; the URL and when the delivery was
+        sent, or None (nothing stored) when no such link was recorded."""
+        statement = _event_for_link(dialect.name_of(self.session))
+        found = (await self.session.execute(statement, row)).first()
+        if found is None:
+            return None
+        sent = found.data.get("delivered_at")
+        sent_at = datetime.fromisoformat(sent) if sent else None
+        if sent_at is not None and sent_at.tzinfo is None:
+            sent_at = sent_at.replace(tzinfo=UTC)  # SQLite keeps UTC times without a zone
+        return found.data["url"], sent_at
+
+    async def replace_data(self, event_id: uuid.UUID, data: dict[str, Any]) -> None:
+        await self.session.execute(update(Event).where(Event.id == event_id).values(data=data))
+
     async def recipients(self, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not delivery_ids:
             return {}
@@ -58,3 +94,48 @@ class EventRepository:
             .values(state=state)
             .execution_options(synchronize_session=False)
         )
+
+
+def _event_for_delivery() -> Insert:
+    event, delivery = dialect.table_of(Event), dialect.table_of(Delivery)
+    bound = ("id", "type", "occurred_at", "received_at", "data", "dedupe_key")
+    values = {name: bindparam(name, type_=event.c[name].type) for name in bound}
+    source = select(
+        values["id"],
+        delivery.c.workspace_id,
+        delivery.c.message_id,
+        delivery.c.id,
+        *(values[name] for name in bound[1:]),
+    ).where(delivery.c.id == bindparam("delivery_id", type_=delivery.c.id.type))
+    columns = ["id", "workspace_id", "message_id", "delivery_id", *bound[1:]]
+    return insert(event).from_select(columns, source).returning(literal_column("1"))
+
+
+_EVENT_FOR_DELIVERY = _event_for_delivery()
+
+
+@cache
+def _event_for_link(name: str) -> TextualSelect:
+    # The URL and the delivery's send time join the data given (RETURNING sees only the
+    # event's own columns).
+    data = dialect.json_with(name, ":data", {"url": "l.url", "delivered_at": "d.sent_at"})
+    return (
+        text(
+            "INSERT INTO event (id, workspace_id, message_id, delivery_id, type, occurred_at,"
+            " received_at, data, dedupe_key)"
+            " SELECT :id, d.workspace_id, d.message_id, d.id, :type, :occurred_at,"
+            f" :received_at, {data}, :dedupe_key"
+            " FROM delivery d JOIN tracked_link l"
+            " ON l.delivery_id = d.id AND l.position = :position"
+            " WHERE d.id = :delivery_id"
+            " RETURNING data"
+        )
+        .bindparams(
+            bindparam("id", type_=Uuid()),
+            bindparam("delivery_id", type_=Uuid()),
+            bindparam("occurred_at", type_=UTCDateTime()),
+            bindparam("received_at", type_=UTCDateTime()),
+            bindparam("data", type_=JSON()),
+        )
+        .columns(data=JSON())
+    )

@@ -34,7 +34,8 @@ async def ingest(session: AsyncSession, events: list[NewEvent]) -> None:
     This is the one place where outcomes protect the sender's reputation: a newly stored
     Permanent Bounce or Complaint suppresses its recipient (reason hard_bounce or
     complaint, with the event as source) and re-judges the workspace's rates, which may
-    suspend it. An event ingested twice does this once.
+    suspend it; an Unsubscribe suppresses its recipient (reason unsubscribe). An event
+    ingested twice does this once.
     """
     received_at = utcnow()
     rows = [
@@ -77,11 +78,85 @@ async def _derive_states(repository: EventRepository, events: list[NewEvent]) ->
         await repository.raise_states(state, delivery_ids)
 
 
+async def ingest_for_delivery(
+    session: AsyncSession,
+    *,
+    delivery_id: uuid.UUID,
+    type: EventType,
+    occurred_at: datetime,
+    dedupe_key: str,
+    data: dict[str, Any],
+) -> bool:
+    """Store one event of a kind with no consequences (Open, Click) for a delivery known
+    only by its id, in one statement that reads the delivery's workspace and message;
+    False when there is no such delivery. The hot path of a tracking pixel."""
+    if _suppression_reason(
+        NewEvent(uuid.UUID(int=0), uuid.UUID(int=0), delivery_id, type, occurred_at, "", data)
+    ):
+        raise ValueError(f"{type} events have consequences: use ingest()")
+    return await EventRepository(session).add_for_delivery(
+        {
+            "id": new_id(),
+            "delivery_id": delivery_id,
+            "type": str(type),
+            "occurred_at": occurred_at,
+            "received_at": utcnow(),
+            "data": data,
+            "dedupe_key": dedupe_key,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """A Click stored by ingest_for_link: its id, the URL recorded for the link and when
+    the delivery was sent."""
+
+    id: uuid.UUID
+    url: str
+    sent_at: datetime | None
+
+
+async def ingest_for_link(
+    session: AsyncSession,
+    *,
+    delivery_id: uuid.UUID,
+    position: int,
+    occurred_at: datetime,
+    dedupe_key: str,
+    data: dict[str, Any],
+) -> LinkEvent | None:
+    """Store a Click for the link recorded at ``position`` of a delivery, the URL added to
+    its data, in one statement; None when no such link was recorded."""
+    event_id = new_id()
+    found = await EventRepository(session).add_for_link(
+        {
+            "id": event_id,
+            "delivery_id": delivery_id,
+            "position": position,
+            "type": str(EventType.CLICK),
+            "occurred_at": occurred_at,
+            "received_at": utcnow(),
+            "data": data,
+            "dedupe_key": dedupe_key,
+        }
+    )
+    return LinkEvent(event_id, *found) if found is not None else None
+
+
+async def amend_data(session: AsyncSession, *, event_id: uuid.UUID, data: dict[str, Any]) -> None:
+    """Replace the data of an event of a kind with no consequences (a hit's machine flag
+    that could only be judged once the event was stored)."""
+    await EventRepository(session).replace_data(event_id, data)
+
+
 def _suppression_reason(event: NewEvent) -> SuppressionReason | None:
     if event.type == EventType.COMPLAINT:
         return SuppressionReason.COMPLAINT
     if event.type == EventType.BOUNCE and event.data.get("bounce_type") == "Permanent":
         return SuppressionReason.HARD_BOUNCE
+    if event.type == EventType.UNSUBSCRIBE:
+        return SuppressionReason.UNSUBSCRIBE
     return None
 
 
@@ -109,5 +184,7 @@ async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEve
                 )
             )
     await suppression_service.add_automatic(session, entries=entries)
-    for workspace_id in sorted({event.workspace_id for _, event in new}):
+    # Unsubscribes say nothing about the sender's reputation.
+    judged = {e.workspace_id for _, e in new if e.type in (EventType.BOUNCE, EventType.COMPLAINT)}
+    for workspace_id in sorted(judged):
         await reputation_service.judge(session, workspace_id=workspace_id)

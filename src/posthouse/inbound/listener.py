@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posthouse.config import Settings
 from posthouse.domains.dns import split_host_port
 from posthouse.inbound import service as inbound_service
+from posthouse.tracking import service as tracking_service
+from posthouse.tracking.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +25,15 @@ _MAX_RECIPIENTS = 20
 
 
 class InboundHandler:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], secret: str) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        secret: str,
+        signer: TokenSigner | None = None,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.secret = secret
+        self.signer = signer  # verifies List-Unsubscribe mailto addresses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -53,6 +61,7 @@ class InboundHandler:
                     rcpt_tos=list(envelope.rcpt_tos),
                     raw=raw,
                     secret=self.secret,
+                    signer=self.signer,
                 )
         except Exception:  # not committed: the sender keeps the report and retries
             log.exception("recording an inbound report failed")
@@ -73,7 +82,9 @@ class InboundServer:
 
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings
-        self.handler = InboundHandler(sessionmaker, settings.secret_key.get_secret_value())
+        self.handler = InboundHandler(
+            sessionmaker, settings.secret_key.get_secret_value(), tracking_service.signer(settings)
+        )
         self.host, self.port = split_host_port(settings.inbound_bind, default_port=2525)
         # aiosmtpd would otherwise call the blocking socket.getfqdn() on every connection.
         self.hostname = settings.helo_name or socket.getfqdn()

@@ -35,6 +35,9 @@ from posthouse.inbound.reports import (
     parse_report,
 )
 from posthouse.inbound.repository import InboundRepository
+from posthouse.tracking import service as tracking_service
+from posthouse.tracking.repository import TrackedDelivery
+from posthouse.tracking.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,29 @@ async def process_report(
     rcpt_tos: list[str],
     raw: bytes,
     secret: str,
+    signer: TokenSigner | None = None,
 ) -> InboundOutcome:
-    """Parse, attribute and record one received report, in the caller's transaction."""
+    """Parse, attribute and record one received report, in the caller's transaction.
+    Mail to a List-Unsubscribe address (``signer`` verifies its token) unsubscribes."""
     inbound = InboundRepository(session)
+    unsubscribes = [a for a in rcpt_tos if tracking_service.is_unsubscribe_address(a)]
+    if signer is not None and unsubscribes:
+        # Not checked for duplicate bytes: clients send the same short body to every
+        # address, and unsubscribing again changes nothing anyway.
+        return await _unsubscribe(
+            session,
+            signer=signer,
+            report=InboundReport(
+                id=new_id(),
+                received_at=utcnow(),
+                mail_from=mail_from[:320],
+                rcpt_to=", ".join(rcpt_tos)[:320],
+                kind="unsubscribe",
+                digest=hashlib.sha256(raw).hexdigest(),
+                raw=raw,
+            ),
+            addresses=unsubscribes,
+        )
     digest = hashlib.sha256(raw).hexdigest()
     previous = await inbound.report_by_digest(digest)
     if previous is not None:
@@ -117,6 +140,29 @@ async def process_report(
             assert verdict is not None
             await screening.mark_bounced(session, delivery_id=delivery.id, verdict=verdict)
     return InboundOutcome(str(report_id), status, str(kind), detail, len(events))
+
+
+async def _unsubscribe(
+    session: AsyncSession, *, signer: TokenSigner, report: InboundReport, addresses: list[str]
+) -> InboundOutcome:
+    """Mail to List-Unsubscribe's mailto address: kept like any report, and the recipient
+    of the delivery its token names is unsubscribed (a forged token changes nothing)."""
+    done: TrackedDelivery | None = None
+    for address in addresses:
+        done = await tracking_service.unsubscribe_by_mail(
+            session, signer=signer, address=address, sender=report.mail_from
+        )
+        if done is not None:
+            break
+    report.status = "attributed" if done is not None else "unattributed"
+    report.delivery_id = done.id if done is not None else None
+    report.detail = (
+        f"unsubscribed {done.recipient}" if done is not None else "forged unsubscribe address"
+    )
+    await InboundRepository(session).add_report(report)
+    return InboundOutcome(
+        str(report.id), report.status, "unsubscribe", report.detail, int(done is not None)
+    )
 
 
 async def _attribute(

@@ -23,6 +23,7 @@ class MimeAttachment:
     content_type: str
     data: bytes
     content_id: str | None = None
+    track: bool = False  # sent as a tracking link instead (tracking.content)
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,27 @@ def _file_part(attachment: MimeAttachment, *, inline: bool) -> _Part:
     return _Part(headers=headers, body=encoding.base64_body(attachment.data))
 
 
+_DOCUMENT_HEAD = '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+
+
+def html_document(html: str) -> str:
+    """A fragment wrapped into a document: clients render a fragment in quirks mode and
+    spam filters score the missing structure. A whole document is left as it is."""
+    head = html[:2048].lower()
+    if "<html" in head:
+        return html
+    if "<body" in head:
+        return f"{_DOCUMENT_HEAD}{html}</html>"
+    return f"{_DOCUMENT_HEAD}<body>{html}</body></html>"
+
+
 def _body(content: MimeContent) -> _Part:
     text = content.text or (html_to_text(content.html) if content.html else "")
     if not content.html:
         body = _text_part("plain", text)
         files = list(content.attachments)
     else:
-        source = content.html
+        source = html_document(content.html)
         if content.preheader:
             source = with_preheader(source, content.preheader)
         html: _Part = _text_part("html", source)

@@ -1,4 +1,5 @@
-"""DKIM signing (RFC 6376): rsa-sha256, relaxed/relaxed, From and Subject oversigned.
+"""DKIM signing (RFC 6376): rsa-sha256, relaxed/relaxed, every header signed, the
+address, threading and MIME headers oversigned.
 
 dkimpy parses, canonicalizes and hashes; only the RSA step goes to OpenSSL through
 ``cryptography``. dkimpy's own RSA is pure Python: measured on this project's machine,
@@ -23,28 +24,24 @@ from dkim.canonicalization import (
     strip_trailing_lines,
 )
 
-# Signed when present, every occurrence; From and Subject get one more entry than they
-# have occurrences, so a receiver sees any From or Subject added in transit as a break.
-SIGNED_HEADERS = frozenset(
-    {
-        b"from",
-        b"to",
-        b"cc",
-        b"subject",
-        b"date",
-        b"message-id",
-        b"reply-to",
-        b"mime-version",
-        b"content-type",
-        b"content-transfer-encoding",
-        b"in-reply-to",
-        b"references",
-        # A caller's own (RFC 8058 one-click): receivers act on it, so it is signed.
-        b"list-unsubscribe",
-        b"list-unsubscribe-post",
-    }
+# Every header field of the message is signed (posthouse wrote them all: a caller's custom
+# headers and List-Unsubscribe, which receivers act on (RFC 8058), must not be changeable
+# in transit). These get one more entry than they have occurrences, so a receiver sees any
+# of them added in transit as a break, and one entry when absent, so adding one (a
+# Reply-To, a Cc) breaks the signature too.
+OVERSIGNED_HEADERS = (
+    b"from",
+    b"subject",
+    b"reply-to",
+    b"to",
+    b"cc",
+    b"date",
+    b"message-id",
+    b"in-reply-to",
+    b"references",
+    b"content-type",
+    b"mime-version",
 )
-OVERSIGNED_HEADERS = (b"from", b"subject")
 
 _POLICY = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _HEADER_NAME = b"DKIM-Signature"
@@ -118,8 +115,7 @@ class DkimSigner:
         bare line feeds."""
         headers, body = _split(message, crlf=crlf)
         body_hash = base64.b64encode(hashlib.sha256(_canonical_body(body)).digest())
-        include = [name.lower() for name, _ in headers if name.lower() in SIGNED_HEADERS]
-        include += OVERSIGNED_HEADERS
+        include = [name.lower() for name, _ in headers] + list(OVERSIGNED_HEADERS)
         fields = [
             (b"v", b"1"),
             (b"a", b"rsa-sha256"),

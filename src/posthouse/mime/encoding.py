@@ -9,6 +9,9 @@ import re
 from urllib.parse import quote
 
 MAX_LINE = 78
+# RFC 2047 section 2: a header line holding an encoded word is at most 76 characters.
+MAX_ENCODED_LINE = 76
+_WRAPPER = len("=?utf-8?b??=")
 # RFC 5322's hard limit is 998 characters a line; a longer word is sent as encoded words.
 _LONGEST_WORD = 900
 # RFC 5322 atext and spaces; a "." in a phrase is obsolete syntax, so such names are quoted.
@@ -20,15 +23,23 @@ def is_ascii(value: str) -> bool:
     return value.isascii()
 
 
-def encoded_words(value: str) -> list[str]:
-    """RFC 2047 B-encoded words of at most 75 characters, split on character boundaries."""
+def _word_bytes(room: int) -> int:
+    """The most UTF-8 bytes whose encoded word fits in ``room`` characters."""
+    return max(3, (room - _WRAPPER) // 4 * 3)
+
+
+def encoded_words(value: str, *, lead: int = 0) -> list[str]:
+    """RFC 2047 B-encoded words, split on character boundaries, each fitting a folded line
+    of 76 characters (" " + 72); the first fits after ``lead`` characters ("Subject: ")."""
     words: list[bytes] = []
     chunk = b""
+    limit = _word_bytes(MAX_ENCODED_LINE - lead)
     for char in value:
         encoded = char.encode("utf-8")
-        if len(chunk) + len(encoded) > 45:  # 45 bytes -> 60 base64 chars + 12 of wrapper
+        if chunk and len(chunk) + len(encoded) > limit:
             words.append(chunk)
             chunk = b""
+            limit = _word_bytes(MAX_ENCODED_LINE - 1)  # 45 bytes: 60 base64 characters
         chunk += encoded
     if chunk:
         words.append(chunk)
@@ -36,11 +47,13 @@ def encoded_words(value: str) -> list[str]:
 
 
 def fold(name: str, tokens: list[str]) -> str:
-    """Join tokens with folding white space so lines stay within 78 characters when they can."""
+    """Join tokens with folding white space so lines stay within 78 characters when they
+    can, 76 when the header holds encoded words."""
     lines: list[str] = []
     line = f"{name}:"
+    limit = MAX_ENCODED_LINE if any(t.startswith("=?") for t in tokens) else MAX_LINE
     for token in filter(None, tokens):
-        if len(line) + 1 + len(token) > MAX_LINE and line != f"{name}:":
+        if len(line) + 1 + len(token) > limit and line != f"{name}:":
             lines.append(line)
             line = " " + token
         else:
@@ -57,21 +70,21 @@ def unstructured(name: str, value: str) -> str:
             if len(name) + len(value) + 2 > MAX_LINE
             else f"{name}: {value}"
         )
-    return fold(name, encoded_words(value))
+    return fold(name, encoded_words(value, lead=len(name) + 2))
 
 
-def phrase(display_name: str) -> list[str]:
+def phrase(display_name: str, *, lead: int = 0) -> list[str]:
     """A display name as tokens: an atom phrase, a quoted string, or encoded words."""
     # "=?" inside a quoted string is read as an encoded word by some parsers (and flagged
     # as a defect by Python's), so such names are encoded too.
     if not is_ascii(display_name) or "=?" in display_name:
-        return encoded_words(display_name)
+        return encoded_words(display_name, lead=lead)
     if _ATOM_PHRASE.match(display_name):
         tokens = display_name.split(" ")
     else:
         escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
         tokens = [f'"{escaped}"']
-    return tokens if _fits(tokens) else encoded_words(display_name)
+    return tokens if _fits(tokens) else encoded_words(display_name, lead=lead)
 
 
 def _fits(tokens: list[str]) -> bool:
@@ -83,7 +96,9 @@ def address_list(name: str, addresses: list[tuple[str | None, str]]) -> str:
     for index, (display_name, email) in enumerate(addresses):
         separator = "," if index < len(addresses) - 1 else ""
         if display_name:
-            tokens.extend(phrase(display_name))
+            # The first name starts the header's first line; later ones start a fresh
+            # line whenever an encoded word would not fit (fold()).
+            tokens.extend(phrase(display_name, lead=len(name) + 2 if not tokens else 1))
             tokens.append(f"<{email}>{separator}")
         else:
             tokens.append(f"{email}{separator}")

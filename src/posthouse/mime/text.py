@@ -24,11 +24,19 @@ def _names(*words: str) -> str:
 # Case-insensitive only where a backreference must match the opening tag's name.
 _INVISIBLE = re.compile(r"<(script|style|head|title|template)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 _LINK = re.compile(
-    rf"""<[aA]\b[^>]*?\b{_any_case("href")}\s*=\s*(["'])({_any_case("http")}[sS]?://[^"']+)\1[^>]*>(.*?)</[aA]\s*>""",
+    rf"""<[aA]\b[^>]*?\b{_any_case("href")}\s*=\s*(["'])((?:{_any_case("http")}[sS]?://|{_any_case("mailto:")}|{_any_case("tel:")})[^"']+)\1[^>]*>(.*?)</[aA]\s*>""",
     re.S,
 )
+# Preformatted text keeps its line breaks and spaces: it is cut out before whitespace is
+# folded and put back afterwards, behind a private-use character no HTML carries.
+_PRE = re.compile(rf"<{_any_case('pre')}\b[^>]*>(.*?)</{_any_case('pre')}\s*>", re.S)
+_PRE_MARK = "\ue000"
+_PRE_SLOT = re.compile(" ?\ue000([0-9]+)\ue000 ?")
+_ORDERED = re.compile(rf"<{_any_case('ol')}\b([^>]*)>(.*?)</{_any_case('ol')}\s*>", re.S)
+_START = re.compile(rf"""\b{_any_case("start")}\s*=\s*["']?(-?[0-9]+)""")
 _BREAK = re.compile(rf"<{_any_case('br')}\s*/?>")
 _ITEM = re.compile(rf"<{_any_case('li')}\b[^>]*>")
+_ITEM_END = re.compile(rf"</{_any_case('li')}\s*>")
 # Grouped by first letter: the engine then tries one or two names per tag, not fifteen.
 _BLOCK = re.compile(
     "</?(?:"
@@ -73,11 +81,35 @@ def _squeeze(text: str, run: str, shorter: str) -> str:
 
 def _link(match: re.Match[str]) -> str:
     label, url = match[3], match[2]
+    scheme = url[:7].lower()
+    if scheme.startswith(("mailto:", "tel:")):
+        # The address or number is what a reader needs, not the scheme or a ?subject=.
+        url = url.split(":", 1)[1].split("?", 1)[0]
     plain = _TAG.sub("", label).strip()
     return label if not plain or url in plain else f"{label} ({url})"
 
 
+def _ordered_list(match: re.Match[str]) -> str:
+    start = _START.search(match[1])
+    number = int(start[1]) if start else 1
+    items = _ITEM.split(_ITEM_END.sub("", match[2]))
+    numbered = [items[0]]
+    for offset, item in enumerate(items[1:]):
+        numbered.append(f"\n{number + offset}. {item}")
+    return "\n\n" + "".join(numbered) + "\n\n"
+
+
 def html_to_text(html: str) -> str:
+    blocks: list[str] = []
+    if "<pre" in html.lower():
+
+        def cut(match: re.Match[str]) -> str:
+            block = unescape(_TAG.sub("", match[1])).replace("\r\n", "\n").replace("\r", "\n")
+            # As in HTML, a line break right after <pre> is not content.
+            blocks.append(block[1:] if block.startswith("\n") else block)
+            return f" {_PRE_MARK}{len(blocks) - 1}{_PRE_MARK} "
+
+        html = _PRE.sub(cut, html)
     text = _squeeze(html.translate(_TO_SPACE), "  ", " ")
     lowered = text.lower()
     if any(opener in lowered for opener in _INVISIBLE_OPENERS):
@@ -89,6 +121,9 @@ def html_to_text(html: str) -> str:
         lowered = text.lower()
     if "<br" in lowered:
         text = _BREAK.sub("\n", text)
+    if "<ol" in lowered:
+        text = _ORDERED.sub(_ordered_list, text)
+        lowered = text.lower()
     if "<li" in lowered:
         text = _ITEM.sub("\n- ", text)
     text = _CELL.sub(" ", text)
@@ -97,7 +132,12 @@ def html_to_text(html: str) -> str:
         text = _IMAGE_ALT.sub(r"\2", text)
     # Entities may have brought whitespace back (&nbsp;, &#9;): every run of it within a
     # line becomes one space, and lines lose their edge spaces.
-    return tidy(unescape(_TAG.sub("", text)))
+    text = tidy(unescape(_TAG.sub("", text)))
+    if blocks:
+        # The preformatted blocks go back untouched by the folding above.
+        text = _PRE_SLOT.sub(lambda m: f"\n\n{blocks[int(m[1])].rstrip()}\n\n", text)
+        text = _squeeze(text, "\n\n\n", "\n\n").strip() + "\n"
+    return text
 
 
 def tidy(text: str) -> str:

@@ -27,6 +27,7 @@ class AttachmentInput:
     data: bytes
     content_type: str | None = None
     content_id: str | None = None  # set for inline images referenced as cid:...
+    track: bool = False  # served through a tracking link instead of attached
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,11 @@ class SendRequest:
     attachments: list[AttachmentInput] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     external_id: str | None = None
-    track_opens: bool = False
-    track_clicks: bool = False
+    # Engagement; None takes the default (sending.engagement.resolve).
+    track_opens: bool | None = None
+    track_clicks: str | None = None  # none, html, text or both
+    unsubscribe: bool | None = None
+    unsubscribe_redirect_url: str | None = None
     # A stored template (subject, html and text given here override its own), and the
     # values to render it, or the inline content when there is no template, with.
     template: TemplateChoice | None = None
@@ -93,6 +97,7 @@ class ValidAttachment:
     data: bytes
     content_id: str | None
     sha256: str
+    track: bool = False
 
 
 @dataclass
@@ -111,8 +116,10 @@ class ValidSend:
     attachments: list[ValidAttachment]
     tags: list[str]
     external_id: str | None
-    track_opens: bool
-    track_clicks: bool
+    track_opens: bool | None
+    track_clicks: str | None  # none, html, text or both; None: the default
+    unsubscribe: bool | None
+    unsubscribe_redirect_url: str | None
     preheader: str | None = None
     template_version_id: uuid.UUID | None = None
     personalisation: Personalisation | None = None

@@ -24,6 +24,7 @@ from posthouse.db.models import Attachment, Delivery, Message, Sender
 from posthouse.domains import service as domains_service
 from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound, ValidationFailed
 from posthouse.protections import idempotency, quota, reputation
+from posthouse.sending import engagement as engagement_options
 from posthouse.sending.content import ContentStep
 from posthouse.sending.ids import parse_reference_id
 from posthouse.sending.repository import MessageRepository, row
@@ -204,6 +205,7 @@ def _rows(
     workspace = caller.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
+    engagement = engagement_options.resolve(send, workspace)
     personal = send.personalisation
     message_row = row(
         Message,
@@ -230,8 +232,11 @@ def _rows(
         original_message_id=thread.original_message_id if thread else None,
         content_hash=hashed,
         external_id=send.external_id,
-        track_opens=send.track_opens,
-        track_clicks=send.track_clicks,
+        track_opens=engagement.track_opens,
+        track_clicks=engagement.track_clicks,
+        track_text_clicks=engagement.track_text_clicks,
+        unsubscribe=engagement.unsubscribe,
+        unsubscribe_redirect_url=engagement.unsubscribe_redirect_url,
         attachment_count=len(send.attachments),
         template_version_id=send.template_version_id,
         variables=personal.variables if personal else None,
@@ -254,6 +259,7 @@ def _rows(
             size=len(a.data),
             sha256=a.sha256,
             data=a.data,
+            track=a.track,
         )
         for position, a in enumerate(send.attachments)
     ]

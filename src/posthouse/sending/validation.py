@@ -109,12 +109,50 @@ def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> 
         attachments=attachments,
         tags=_tags(request.tags),
         external_id=_short_text(request.external_id, field="external_id", limit=200),
-        track_opens=bool(request.track_opens),
-        track_clicks=bool(request.track_clicks),
+        track_opens=_flag(request.track_opens, field="track_opens"),
+        track_clicks=_click_mode(request.track_clicks),
+        unsubscribe=_flag(request.unsubscribe, field="unsubscribe"),
+        unsubscribe_redirect_url=_web_url(
+            request.unsubscribe_redirect_url, field="unsubscribe_redirect_url"
+        ),
         preheader=_short_text(request.preheader, field="preheader", limit=MAX_PREHEADER) or None,
         template_version_id=request.template_version_id,
         personalisation=request.personalisation,
     )
+
+
+CLICK_MODES = ("none", "html", "text", "both")
+_WEB_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+
+
+def _flag(value: object, *, field: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValidationFailed(f"{field} must be true or false", field=field)
+    return value
+
+
+def _click_mode(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.lower() not in CLICK_MODES:
+        raise ValidationFailed(
+            "track_clicks must be one of " + ", ".join(CLICK_MODES), field="track_clicks"
+        )
+    return value.lower()
+
+
+def _web_url(value: object, *, field: str) -> str | None:
+    """An absolute http(s) URL a browser may be sent to: no spaces or control characters."""
+    if value is None or value == "":
+        return None
+    if (
+        not isinstance(value, str)
+        or len(value) > 2000
+        or has_control_characters(value)
+        or not _WEB_URL.match(value)
+    ):
+        raise ValidationFailed(f"{field} must be an absolute http or https URL", field=field)
+    return value
 
 
 def _address(value: AddressInput, *, field: str) -> Address:
@@ -265,6 +303,7 @@ def validate_attachments(
                 data=attachment.data,
                 content_id=_content_id(attachment.content_id),
                 sha256=hashlib.sha256(attachment.data).hexdigest(),
+                track=attachment.track,
             )
         )
     return result

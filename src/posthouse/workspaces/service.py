@@ -13,6 +13,7 @@ from posthouse.db.models import Workspace
 from posthouse.delivery import blocks, screening
 from posthouse.errors import NotFound, ValidationFailed
 from posthouse.protections import quota, reputation
+from posthouse.sending.validation import CLICK_MODES
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class WorkspaceChanges:
     rate_min_volume: int | None = None
     rate_window_days: int | None = None
     unsuspend: bool = False
+    # Engagement defaults for messages that do not say (sending.engagement).
+    track_opens: bool | None = None
+    track_clicks: str | None = None  # none, html, text or both
 
 
 async def _by_name(session: AsyncSession, name: str) -> Workspace:
@@ -65,6 +69,14 @@ async def update(session: AsyncSession, *, name: str, changes: WorkspaceChanges)
         if not 1 <= changes.rate_window_days <= 365:
             raise ValidationFailed("rate_window_days must be between 1 and 365")
         workspace.rate_window_days = changes.rate_window_days
+    if changes.track_opens is not None:
+        workspace.track_opens = changes.track_opens
+    if changes.track_clicks is not None:
+        if changes.track_clicks not in CLICK_MODES:
+            raise ValidationFailed(
+                "track_clicks must be one of " + ", ".join(CLICK_MODES), field="track_clicks"
+            )
+        workspace.track_clicks = changes.track_clicks
     if changes.monthly_quota is not None:
         workspace.monthly_quota = _quota(changes.monthly_quota)
         await quota.quota_changed(session, workspace_id=workspace.id)
@@ -110,6 +122,8 @@ async def report(session: AsyncSession, *, name: str) -> dict[str, Any]:
         "suspendedAt": workspace.suspended_at.isoformat() if workspace.suspended_at else None,
         "suspensionReason": workspace.suspension_reason,
         "blocks": await blocks.listed(session, workspace_id=workspace.id),
+        "trackOpens": workspace.track_opens,
+        "trackClicks": workspace.track_clicks,
     }
 
 

@@ -58,6 +58,9 @@ FIELD_NAMES = {
     "reply_to": "replyTo",
     "html": "body",
     "recipient_variables": "recipientVariables",
+    "track_opens": "trackOpens",
+    "track_clicks": "trackClicks",
+    "unsubscribe_redirect_url": "unsubscribeRedirectUrl",
 }
 
 _WORDING: dict[type[PosthouseError], Callable[[Any], str]] = {

@@ -5,6 +5,7 @@ Like every front door it only authenticates (a ``Caller``), translates the reque
 errors in its own shape (``api.native.errors``).
 """
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
@@ -94,7 +95,11 @@ def _request_from(
         html=payload.body,
         text=payload.text,
         headers=dict(payload.headers or {}),
-        attachments=files,
+        attachments=[replace(f, track=True) for f in files] if payload.trackAttachments else files,
+        track_opens=payload.trackOpens,
+        track_clicks=payload.trackClicks,
+        unsubscribe=payload.unsubscribe,
+        unsubscribe_redirect_url=payload.unsubscribeRedirectUrl,
     )
     if isinstance(payload, SendEmailPayload):
         if payload.template is not None:

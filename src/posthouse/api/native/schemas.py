@@ -35,7 +35,25 @@ IDEMPOTENCY_HEADER: dict[str, Any] = {
 }
 
 
-class SendEmailPayload(BaseModel):
+class EngagementPayload(BaseModel):
+    """Engagement options of a send or reply; left out, the workspace's defaults apply."""
+
+    trackOpens: bool | None = Field(None, description="Count opens with a pixel")
+    trackClicks: str | None = Field(
+        None, description="Rewrite links to count clicks: none, html, text or both"
+    )
+    trackAttachments: bool | None = Field(
+        None, description="Serve the attachments through tracking links, counting each fetch"
+    )
+    unsubscribe: bool | None = Field(
+        None, description="One-click unsubscribe (RFC 8058): List-Unsubscribe on every copy"
+    )
+    unsubscribeRedirectUrl: str | None = Field(
+        None, description="Where the recipient lands after unsubscribing; implies unsubscribe"
+    )
+
+
+class SendEmailPayload(EngagementPayload):
     """The JSON ``payload`` part of ``POST /api/v1/emails``."""
 
     # Unknown fields are refused by name rather than ignored (api/multipart.py bounds
@@ -104,7 +122,7 @@ class SendEmailPayload(BaseModel):
         return self
 
 
-class ReplyEmailPayload(BaseModel):
+class ReplyEmailPayload(EngagementPayload):
     """The JSON ``payload`` part of the reply endpoints."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
