@@ -56,7 +56,7 @@ def api(
     if workers == 1:
         uvicorn.run("posthouse.app:create_server_app", **options)
         return
-    from posthouse.api import supervisor
+    from posthouse import supervisor
 
     supervisor.run(uvicorn.Config("posthouse.app:create_server_app", **options))
 
