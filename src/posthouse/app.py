@@ -19,7 +19,8 @@ from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
 from posthouse.api.admin import usecases as usecases_router
 from posthouse.api.dialects.envelope import routes as envelope
-from posthouse.api.errors import app_error_handler
+from posthouse.api.dialects.envelope.errors import render_error as envelope_render_error
+from posthouse.api.errors import ErrorRenderer, app_error_handler
 from posthouse.api.limits import BodySizeLimit
 from posthouse.api.native import history as native_history
 from posthouse.api.native import routes as native
@@ -40,6 +41,12 @@ from posthouse.templates.content import TemplateContent
 from posthouse.templates.personalise import Personaliser
 
 log = logging.getLogger(__name__)
+
+# Each compatible door's path prefix and error shape, for what happens outside its routes
+# (an unknown path or method under it). Paths under none of them get the native shape.
+DOOR_ERROR_SHAPES: list[tuple[str, ErrorRenderer]] = [
+    ("/v1/", envelope_render_error),
+]
 
 
 def create_app(
@@ -119,9 +126,11 @@ def create_app(
     app.include_router(usecases_router.router)
     app.include_router(envelope.router)
     app.include_router(envelope.downloads_router)
-    # Unknown paths and methods: the native error shape, like every route's own errors.
-    app.add_exception_handler(HTTPException, app_error_handler(render_error))
-    app.add_exception_handler(RequestValidationError, app_error_handler(render_error))
+    # Unknown paths and methods: the shape of the door whose prefix the path is under,
+    # else the native one, like every route's own errors.
+    handler = app_error_handler(render_error, DOOR_ERROR_SHAPES)
+    app.add_exception_handler(HTTPException, handler)
+    app.add_exception_handler(RequestValidationError, handler)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz() -> JSONResponse:

@@ -592,6 +592,15 @@ class TestErrorShapes:
         assert response.status_code == 404
         assert response.json() == {"status": 404, "message": "Not Found"}
 
+    @pytest.mark.parametrize("path", ["/v1/nope", "/v1/email-downloads"])
+    async def test_an_unknown_path_under_a_compatible_door(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        response = await client.get(path)
+
+        assert response.status_code == 404
+        assert response.json() == {"error": {"code": "not_found", "message": "not found"}}
+
     async def test_an_unknown_method(self, client: httpx.AsyncClient) -> None:
         response = await client.delete("/api/v1/emails")
 

@@ -78,13 +78,19 @@ def as_domain_error(error: Exception) -> PosthouseError | None:
 
 def app_error_handler(
     render: ErrorRenderer,
+    doors: Sequence[tuple[str, ErrorRenderer]] = (),
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
     """An app-wide handler for what happens outside any front door's routes (an unknown
-    path or method): rendered in ``render``'s shape like the routes' own errors."""
+    path or method, a body FastAPI cannot parse): rendered in the shape of the door whose
+    path prefix the request is under (``doors``, first match wins), else ``render``'s."""
 
     # async: Starlette runs a plain def handler in its thread pool.
     async def handle(request: Request, error: Exception) -> Response:
         domain_error = as_domain_error(error) or ValidationFailed("invalid request")
+        path = request.url.path
+        for prefix, door_render in doors:
+            if path.startswith(prefix):
+                return door_render(domain_error)
         return render(domain_error)
 
     return handle
