@@ -151,24 +151,31 @@ async def read_multipart_send(
         return MultipartSend(payload={}, attachments=attachments, fields=fields)
     if len(payloads) != 1:
         raise ValidationFailed("exactly one 'payload' part is required", field="payload")
-    text = payloads[0].data()
-    if len(text) > MAX_PAYLOAD_BYTES:
-        raise ValidationFailed(
-            f"payload exceeds {MAX_PAYLOAD_BYTES // (1024 * 1024)} MB", field="payload"
-        )
+    payload = json_object(payloads[0].data(), field="payload")
+    return MultipartSend(payload=payload, attachments=attachments)
+
+
+def json_object(
+    text: bytes, *, field: str, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> dict[str, Any]:
+    """A JSON object read within the bounds above (bytes, values, orjson's nesting depth),
+    or ValidationFailed naming ``field``: also for doors whose whole body is JSON (files
+    inside it as base64 make it larger, hence ``max_bytes``)."""
+    if len(text) > max_bytes:
+        raise ValidationFailed(f"{field} exceeds {max_bytes // (1024 * 1024)} MB", field=field)
     if _json_values(text) > MAX_PAYLOAD_VALUES:
         raise ValidationFailed(
-            f"payload holds more than {MAX_PAYLOAD_VALUES} JSON values", field="payload"
+            f"{field} holds more than {MAX_PAYLOAD_VALUES} JSON values", field=field
         )
     try:
         # orjson: a third of json's cost for a payload carrying 5 KB of HTML. It also
         # refuses what json lets through and the message cannot carry (lone surrogates).
         payload = orjson.loads(text.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError:
-        raise ValidationFailed("payload is not valid JSON", field="payload") from None
+        raise ValidationFailed(f"{field} is not valid JSON", field=field) from None
     if not isinstance(payload, dict):
-        raise ValidationFailed("payload must be a JSON object", field="payload")
-    return MultipartSend(payload=payload, attachments=attachments)
+        raise ValidationFailed(f"{field} must be a JSON object", field=field)
+    return payload
 
 
 def _json_values(text: bytes) -> int:
