@@ -37,7 +37,7 @@ ErrorName = Literal["ValidationError", "GeneralError", "AuthenticationError"]
 TOKEN_MISMATCH = "Token MissMatch"
 
 
-class ErrorBody(BaseModel):
+class SendCleanError(BaseModel):
     status: Literal["error"]
     code: int
     name: ErrorName
@@ -45,7 +45,7 @@ class ErrorBody(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": description}
+    code: {"model": SendCleanError, "description": description}
     for code, description in {
         400: "ValidationError: parameters invalid or missing; GeneralError: quota or "
         "suspension",
