@@ -153,6 +153,7 @@ ENVELOPE = Door(
     wording={errors.RequestTooLarge: "body_html is larger than 10 MB"},
 )
 
+
 def _sendclean_body(error: PosthouseError, body: dict[str, Any]) -> None:
     """Seed 003: one body, its three names; a credential problem is "Token MissMatch"."""
     assert set(body) == {"status", "code", "name", "message"}

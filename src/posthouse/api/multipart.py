@@ -155,9 +155,7 @@ async def read_multipart_send(
     return MultipartSend(payload=payload, attachments=attachments)
 
 
-def json_object(
-    text: bytes, *, field: str, max_bytes: int = MAX_PAYLOAD_BYTES
-) -> dict[str, Any]:
+def json_object(text: bytes, *, field: str, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     """A JSON object read within the bounds above (bytes, values, orjson's nesting depth),
     or ValidationFailed naming ``field``: also for doors whose whole body is JSON (files
     inside it as base64 make it larger, hence ``max_bytes``)."""

@@ -421,5 +421,7 @@ async def ensure_workspace_domain(
     except ValidationFailed:
         raise ValidationFailed(f"{field} must be a domain name", field=field) from None
     if not await DomainRepository(session).holds(workspace_id, normal):
-        raise ValidationFailed(f"{field} {shown(name)} is not a domain of this account", field=field)
+        raise ValidationFailed(
+            f"{field} {shown(name)} is not a domain of this account", field=field
+        )
     return normal

@@ -100,9 +100,7 @@ async def test_a_per_key_limit_counts_the_token_in_the_body(
                 (await http.post("/messages/getMessageInfo", json=body)).status_code
                 for _ in range(2)
             ]
-            other = await http.post(
-                "/messages/getMessageInfo", json={**body, "token": "another"}
-            )
+            other = await http.post("/messages/getMessageInfo", json={**body, "token": "another"})
 
     assert statuses == [200, 429]
     assert other.status_code == 401  # another key's bucket: it is only refused

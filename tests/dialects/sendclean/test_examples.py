@@ -72,7 +72,12 @@ async def test_the_curl_line_with_a_wrong_token_is_the_documents_error(
 
     assert (status, body) == (
         401,
-        {"status": "error", "code": -1, "name": "AuthenticationError", "message": "Token MissMatch"},
+        {
+            "status": "error",
+            "code": -1,
+            "name": "AuthenticationError",
+            "message": "Token MissMatch",
+        },
     )
     assert await stored_rows(sessionmaker) == NOTHING_STORED
 
@@ -90,7 +95,10 @@ async def test_send_mail_with_curl(
         "--data", json.dumps(with_account(SEND_MAIL_EXAMPLE, account)),
     )  # fmt: skip
 
-    assert (status, body) == (200, {"status": "success", "message": "message have been Queued ... "})
+    assert (status, body) == (
+        200,
+        {"status": "success", "message": "message have been Queued ... "},
+    )
     await settle(worker, sessionmaker)
     assert smtp_server.received[0].rcpt_tos == ["recipient.email@example.com"]
 

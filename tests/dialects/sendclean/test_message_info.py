@@ -55,7 +55,9 @@ async def info(client: httpx.AsyncClient, account: Account, **body: Any) -> list
 
 async def delivery_of(sessionmaker: Sessionmaker, recipient: str) -> Delivery:
     async with sessionmaker() as session:
-        return (await session.scalars(select(Delivery).where(Delivery.recipient == recipient))).one()
+        return (
+            await session.scalars(select(Delivery).where(Delivery.recipient == recipient))
+        ).one()
 
 
 def ms(year: int, second: int) -> datetime:

@@ -6,9 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy import update
 
 from posthouse.db.base import utcnow
 from posthouse.db.models import ApiKey, Message
@@ -334,9 +333,7 @@ class TestCredentials:
         if wrong == "smtp_user_name":
             credentials[wrong] = "smtp99999"
 
-        response = await client.post(
-            "/messages/sendMail", json={**credentials, "message": mail()}
-        )
+        response = await client.post("/messages/sendMail", json={**credentials, "message": mail()})
 
         assert response.status_code == 401
         assert response.json() == TOKEN_MISMATCH

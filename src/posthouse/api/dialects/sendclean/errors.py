@@ -47,8 +47,7 @@ class SendCleanError(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": SendCleanError, "description": description}
     for code, description in {
-        400: "ValidationError: parameters invalid or missing; GeneralError: quota or "
-        "suspension",
+        400: "ValidationError: parameters invalid or missing; GeneralError: quota or suspension",
         401: "AuthenticationError: owner_id, token and smtp_user_name do not match",
         404: "ValidationError: unknown template (or path)",
         405: "ValidationError: method not allowed",
