@@ -1,6 +1,7 @@
 """Seed 003: getMessageInfo finds the account's messages by the X-Unique-Id they were sent
 with, one entry per recipient, with its opens and clicks one by one."""
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.dialects.sendclean.conftest import (
 )
 from tests.helpers import settle
 from tests.history.conftest import record
+from tests.smtp_server import SmtpServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/120.0"
@@ -189,3 +191,31 @@ async def test_wrong_credentials_and_bad_paging(
     for response in (negative, huge):
         assert response.status_code == 400, response.text
         assert response.json()["name"] == "ValidationError"
+
+
+async def test_an_open_of_the_real_pixel_is_shown(
+    client: httpx.AsyncClient,
+    account: Account,
+    worker: Worker,
+    sessionmaker: Sessionmaker,
+    smtp_server: SmtpServer,
+) -> None:
+    await send(client, account, "pixel", "ada@example.com", headers={
+        "X-Unique-Id": "pixel", "X-STes-TrackOpen": "yes"
+    })  # fmt: skip
+    await settle(worker, sessionmaker)
+    html = next(
+        p.get_content()
+        for p in smtp_server.received[0].message().walk()
+        if p.get_content_type() == "text/html"
+    )
+    pixel = re.search(r'src="https?://[^/]+(/t/o/[^"]+)"', html)
+    assert pixel is not None, html
+
+    hit = await client.get(pixel.group(1), headers={"User-Agent": UA})
+
+    assert hit.status_code == 200
+    [entry] = await info(client, account, x_unique_id="pixel")
+    assert entry["open"] == 1
+    assert entry["openData"]["ua"] == [UA]
+    assert len(entry["openData"]["ip"]) == len(entry["openData"]["time"]) == 1

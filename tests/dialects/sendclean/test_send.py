@@ -2,18 +2,25 @@
 arrives at a real SMTP server, the X-STes-* controls, and the document's errors."""
 
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from posthouse.app import create_app
+from posthouse.config import Settings
 from posthouse.db.base import utcnow
 from posthouse.db.models import ApiKey, Message
 from posthouse.delivery.worker import Worker
 from posthouse.domains import service as domains_service
+from posthouse.protections import suppression
 from posthouse.workspaces import service as workspaces
+from posthouse.workspaces.service import WorkspaceChanges
+from tests.conftest import PG_URL
 from tests.dialects.sendclean.conftest import (
     SEND_MAIL_EXAMPLE,
     SEND_TEMPLATE_EXAMPLE,
@@ -23,7 +30,7 @@ from tests.dialects.sendclean.conftest import (
     with_account,
 )
 from tests.helpers import NOTHING_STORED, settle, stored_rows
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, free_port
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 PREFIXES = ["/messages", "/v1.0/messages"]
@@ -382,3 +389,56 @@ class TestCredentials:
             "message.from_email is not a sender of this account"
         )
         assert await stored_rows(sessionmaker) == NOTHING_STORED
+
+
+class TestProtections:
+    async def test_every_recipient_suppressed_is_a_general_error(
+        self, client: httpx.AsyncClient, account: Account, sessionmaker: Sessionmaker
+    ) -> None:
+        async with sessionmaker.begin() as session:
+            workspace_id = await workspaces.workspace_id(session, name=account.workspace)
+            await suppression.add(
+                session, workspace_id=workspace_id, address="ada@example.com", created_by="test"
+            )
+
+        response = await client.post(
+            "/messages/sendMail", json={**account.credentials, "message": mail()}
+        )
+
+        error(response, 422, "GeneralError")
+        assert await stored_rows(sessionmaker) == NOTHING_STORED
+
+    async def test_a_used_up_quota_is_a_general_error(
+        self, client: httpx.AsyncClient, account: Account, sessionmaker: Sessionmaker
+    ) -> None:
+        async with sessionmaker.begin() as session:
+            await workspaces.update(
+                session, name=account.workspace, changes=WorkspaceChanges(monthly_quota=1)
+            )
+        body = {**account.credentials, "message": mail()}
+
+        first = await client.post("/messages/sendMail", json=body)
+        second = await client.post("/messages/sendMail", json=body)
+
+        assert first.status_code == 200, first.text
+        error(second, 400, "GeneralError")
+        assert (await stored_rows(sessionmaker))["message"] == 1
+
+    async def test_an_unreachable_database_is_a_general_error_with_retry_after(
+        self, settings: Settings, account: Account, tmp_path: Path
+    ) -> None:
+        if PG_URL:
+            dead = make_url(settings.database_url).set(port=free_port())
+            database_url = dead.render_as_string(False)
+        else:
+            database_url = f"sqlite+aiosqlite:///{tmp_path}/missing/posthouse.db"
+        app = create_app(settings.model_copy(update={"database_url": database_url}))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                response = await client.post(
+                    "/messages/sendMail", json={**account.credentials, "message": mail()}
+                )
+
+        error(response, 503, "GeneralError")
+        assert response.headers["Retry-After"] == "5"
