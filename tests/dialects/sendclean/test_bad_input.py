@@ -85,6 +85,16 @@ CASES: dict[str, tuple[Edit, int, str]] = {
         400,
         "ValidationError",
     ),
+    "reply-to-twice": (
+        set_("headers", {"Reply-To": "a@example.com", "reply-to": "b@example.com"}),
+        400,
+        "ValidationError",
+    ),
+    "unique-id-twice": (
+        set_("headers", {"X-Unique-Id": "a", "x-unique-id": "b"}),
+        400,
+        "ValidationError",
+    ),
     "crlf-in-unique-id": (
         set_("headers", {"X-Unique-Id": "a\r\nBcc: e@x.y"}),
         400,

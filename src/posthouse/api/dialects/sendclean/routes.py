@@ -200,6 +200,8 @@ async def _request(
         key = name.lower()
         where = f"message.headers.{name if _PLAIN.fullmatch(name) else shown(name)}"
         if key == "reply-to":
+            if send.reply_to:
+                raise ValidationFailed(f"{where} is given twice")
             send.reply_to = [value]
         elif key == "x-stes-trackopen":
             send.track_opens = _choice(value, _YES_NO, where)
