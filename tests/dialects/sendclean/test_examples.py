@@ -5,13 +5,16 @@ one of the account's templates) differ from the document."""
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import requests
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.delivery.worker import Worker
+from tests.cli.test_cli import run
 from tests.dialects.sendclean.conftest import (
     MESSAGE_INFO_EXAMPLE,
     SEND_MAIL_EXAMPLE,
@@ -158,3 +161,32 @@ async def test_the_documents_bodies_with_python_requests(
         ("recipient.email@example.com", "delivered"),
         ("recipient.email@example.com", "delivered"),
     ]
+
+
+async def test_credentials_as_an_operator_issues_them_with_the_cli(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """owner_id, token and smtp_user_name from `posthouse ... --json`, as README shows."""
+
+    def posthouse(*args: str) -> Any:
+        result = run(*args, "--json", database_url=database_url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    posthouse("sender", "add", "message.from_email@example.com", "--workspace", "shop")
+    key = posthouse(
+        "key", "create", "--workspace", "shop", "--scopes", "send", "--name", "smtp12345"
+    )
+    credentials = {"owner_id": key["workspace_id"], "token": key["key"]}
+
+    response = await client.post(
+        "/messages/sendMail",
+        json={**SEND_MAIL_EXAMPLE, **credentials, "smtp_user_name": "smtp12345"},
+    )
+    wrong_name = await client.post(
+        "/messages/sendMail",
+        json={**SEND_MAIL_EXAMPLE, **credentials, "smtp_user_name": "smtp54321"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert wrong_name.status_code == 401
