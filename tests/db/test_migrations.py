@@ -91,6 +91,13 @@ _WORKSPACE_AT_0004 = table(
                      "rate_window_days", "created_at")
     ),
 )  # fmt: skip
+_SUPPRESSION_AT_0004 = table(
+    "suppression",
+    *(
+        column(name, Suppression.__table__.c[name].type)
+        for name in ("id", "workspace_id", "address", "reason", "created_at")
+    ),
+)
 
 
 async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
@@ -113,7 +120,7 @@ async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
              ("Other@Example.com", "manual")]
         ):  # fmt: skip
             await connection.execute(
-                insert(Suppression.__table__).values(
+                insert(_SUPPRESSION_AT_0004).values(
                     id=uuid.UUID(int=number + 1),
                     workspace_id=WORKSPACE,
                     address=address,

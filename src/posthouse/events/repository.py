@@ -78,13 +78,18 @@ class EventRepository:
     async def replace_data(self, event_id: uuid.UUID, data: dict[str, Any]) -> None:
         await self.session.execute(update(Event).where(Event.id == event_id).values(data=data))
 
-    async def recipients(self, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    async def recipients(
+        self, delivery_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, uuid.UUID | None]]:
+        """Each delivery's recipient and the use case its mail went through."""
         if not delivery_ids:
             return {}
         rows = await self.session.execute(
-            select(Delivery.id, Delivery.recipient).where(Delivery.id.in_(delivery_ids))
+            select(Delivery.id, Delivery.recipient, Delivery.use_case_id).where(
+                Delivery.id.in_(delivery_ids)
+            )
         )
-        return {row.id: row.recipient for row in rows}
+        return {row.id: (row.recipient, row.use_case_id) for row in rows}
 
     async def raise_states(self, state: str, delivery_ids: list[uuid.UUID]) -> None:
         """Set the deliveries' derived state to ``state`` where it takes precedence."""

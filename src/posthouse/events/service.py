@@ -34,7 +34,8 @@ async def ingest(session: AsyncSession, events: list[NewEvent]) -> None:
     This is the one place where outcomes protect the sender's reputation: a newly stored
     Permanent Bounce or Complaint suppresses its recipient (reason hard_bounce or
     complaint, with the event as source) and re-judges the workspace's rates, which may
-    suspend it; an Unsubscribe suppresses its recipient (reason unsubscribe). An event
+    suspend it; an Unsubscribe suppresses its recipient (reason unsubscribe) for the use
+    case its mail went through, or the whole workspace when it had none. An event
     ingested twice does this once.
     """
     received_at = utcnow()
@@ -166,7 +167,9 @@ async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEve
     )
     entries = []
     for row, event in new:
-        recipient = recipients.get(event.delivery_id) if event.delivery_id else None
+        recipient, use_case_id = (
+            recipients.get(event.delivery_id, (None, None)) if event.delivery_id else (None, None)
+        )
         address = address_key(recipient) if recipient is not None else None
         if address is None and isinstance(event.data.get("recipient"), str):
             try:
@@ -181,6 +184,9 @@ async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEve
                     address=address,
                     reason=reason,
                     source_event_id=row["id"],
+                    # An unsubscribe leaves the use case's mail only; a bounce or a
+                    # complaint is about the address, so it stops everything.
+                    use_case_id=use_case_id if reason == SuppressionReason.UNSUBSCRIBE else None,
                 )
             )
     await suppression_service.add_automatic(session, entries=entries)

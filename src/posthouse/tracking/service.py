@@ -7,7 +7,8 @@ Invariants:
 - Every hit is an event (Open, Click, Unsubscribe) ingested through events.service, with
   the time, IP, user agent, URL and whether a machine made it (tracking.machine).
 - An unsubscribe suppresses the recipient (reason ``unsubscribe``) once, however often
-  it is asked for: its event's dedupe key is the delivery.
+  it is asked for: its event's dedupe key is the delivery. It is scoped to the use case
+  the mail went through, else to the whole workspace.
 """
 
 import uuid
@@ -203,12 +204,18 @@ async def unsubscribe_delivery(
             "ip": visitor.ip,
             "user_agent": visitor.user_agent[:500],
             "source": source,
-            # Where the suppression applies. Use cases (issue 16) will narrow this to
-            # the message's use case; until then it is the workspace.
-            "scope": "workspace",
+            # Where the suppression applies (events.service): the use case the mail
+            # went through, else the whole workspace.
+            **unsubscribe_scope(delivery.use_case_id),
         },
     )
     await events_service.ingest(session, [event])
+
+
+def unsubscribe_scope(use_case_id: uuid.UUID | None) -> dict[str, str | None]:
+    if use_case_id is None:
+        return {"scope": "workspace", "use_case_id": None}
+    return {"scope": "use_case", "use_case_id": str(use_case_id)}
 
 
 def is_unsubscribe_address(address: str) -> bool:
