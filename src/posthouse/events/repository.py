@@ -16,8 +16,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy.util import greenlet_spawn
 
 from posthouse.db import dialect
 from posthouse.db.arrays import insert_rows
@@ -56,28 +59,6 @@ class EventRepository:
                 stored.add(inserted)
         return stored
 
-    async def add_for_delivery(self, row: dict[str, Any]) -> bool:
-        """Insert one event whose workspace and message are its delivery's, read by the
-        same statement; False (nothing stored) when there is no such delivery."""
-        return (await self.session.execute(_EVENT_FOR_DELIVERY, row)).first() is not None
-
-    async def add_for_link(self, row: dict[str, Any]) -> tuple[str, datetime | None] | None:
-        """Insert one event for a delivery and the link recorded at ``position``, its URL
-        added to the event's data, in one statement; the URL and when the delivery was
-        sent, or None (nothing stored) when no such link was recorded."""
-        statement = _event_for_link(dialect.name_of(self.session))
-        found = (await self.session.execute(statement, row)).first()
-        if found is None:
-            return None
-        sent = found.data.get("delivered_at")
-        sent_at = datetime.fromisoformat(sent) if sent else None
-        if sent_at is not None and sent_at.tzinfo is None:
-            sent_at = sent_at.replace(tzinfo=UTC)  # SQLite keeps UTC times without a zone
-        return found.data["url"], sent_at
-
-    async def replace_data(self, event_id: uuid.UUID, data: dict[str, Any]) -> None:
-        await self.session.execute(update(Event).where(Event.id == event_id).values(data=data))
-
     async def recipients(
         self, delivery_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[str, uuid.UUID | None]]:
@@ -101,6 +82,58 @@ class EventRepository:
         )
 
 
+class HitRepository:
+    """The writes of tracking hits, each one statement on a pooled connection of its own,
+    outside any ORM session, run in one greenlet: checkout, statement, checkin. On
+    PostgreSQL the statement commits on its own (no BEGIN and COMMIT round trips); on
+    SQLite it is a transaction of its own. A hit reads and writes nothing that must be
+    consistent with anything else, and the session's work around its one statement was
+    the largest part of a hit's cost (bench/README.md, tracking.py)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.autocommit = engine.dialect.name == "postgresql"
+
+    async def _one(self, statement: Executable, row: dict[str, Any]) -> Row[Any] | None:
+        found: Row[Any] | None = await greenlet_spawn(
+            _execute_one, self.engine, statement, row, autocommit=self.autocommit
+        )
+        return found
+
+    async def add_for_delivery(self, row: dict[str, Any]) -> bool:
+        """Insert one event whose workspace and message are its delivery's, read by the
+        same statement; False (nothing stored) when there is no such delivery."""
+        return await self._one(_EVENT_FOR_DELIVERY, row) is not None
+
+    async def add_for_link(self, row: dict[str, Any]) -> tuple[str, datetime | None] | None:
+        """Insert one event for a delivery and the link recorded at ``position``, its URL
+        added to the event's data, in one statement; the URL and when the delivery was
+        sent, or None (nothing stored) when no such link was recorded."""
+        found = await self._one(_event_for_link(self.engine.dialect.name), row)
+        if found is None:
+            return None
+        data: dict[str, Any] = found[0]
+        sent = data.get("delivered_at")
+        sent_at = datetime.fromisoformat(sent) if sent else None
+        if sent_at is not None and sent_at.tzinfo is None:
+            sent_at = sent_at.replace(tzinfo=UTC)  # SQLite keeps UTC times without a zone
+        return data["url"], sent_at
+
+    async def replace_data(self, event_id: uuid.UUID, data: dict[str, Any]) -> None:
+        await self._one(_REPLACE_DATA, {"b_id": event_id, "b_data": data})
+
+
+def _execute_one(
+    engine: Engine, statement: Executable, row: dict[str, Any], *, autocommit: bool
+) -> Row[Any] | None:
+    if autocommit:
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            return connection.execute(statement, row).first()
+    with engine.begin() as connection:
+        return connection.execute(statement, row).first()
+
+
 def _event_for_delivery() -> Insert:
     event, delivery = dialect.table_of(Event), dialect.table_of(Delivery)
     bound = ("id", "type", "occurred_at", "received_at", "data", "dedupe_key")
@@ -117,6 +150,13 @@ def _event_for_delivery() -> Insert:
 
 
 _EVENT_FOR_DELIVERY = _event_for_delivery()
+_event = dialect.table_of(Event)
+_REPLACE_DATA = (
+    update(_event)
+    .where(_event.c.id == bindparam("b_id"))
+    .values(data=bindparam("b_data", type_=_event.c.data.type))
+    .returning(_event.c.id)
+)
 
 
 @cache
