@@ -2,7 +2,10 @@
 pair, the POST, the GET page, the mailto address through the inbound listener, and key
 rotation."""
 
+import html
+import re
 from collections.abc import AsyncIterator
+from urllib.parse import urljoin
 
 import aiosmtplib
 import dkim
@@ -155,6 +158,71 @@ class TestOneClick:
         assert confirmed.status_code == 200
         assert "Unsubscribed" in confirmed.text
         assert await suppressions(sessionmaker) == [("alice@example.com", "unsubscribe")]
+
+    async def test_the_pages_button_posts_to_the_url_and_then_redirects(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        worker: Worker,
+        smtp_server: SmtpServer,
+        sessionmaker: Sessionmaker,
+    ) -> None:
+        await send(client, sender, unsubscribeRedirectUrl="https://shop.example/goodbye")
+        await worker.run_until_idle()
+        https = received(smtp_server, "alice@example.com")["List-Unsubscribe"].strip("<>")
+
+        page = await client.get(https[len(PUBLIC_URL) :])
+        [action] = re.findall(r'<form method="post" action="([^"]+)"', page.text)
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]+)"', page.text))
+        # What a browser does with the button: the form's action, relative to the page.
+        target = urljoin(https, html.unescape(action))
+        confirmed = await client.post(target[len(PUBLIC_URL) :], data=fields)
+
+        assert target == https
+        assert fields == ONE_CLICK
+        assert confirmed.status_code == 303
+        assert confirmed.headers["location"] == "https://shop.example/goodbye"
+        assert await suppressions(sessionmaker) == [("alice@example.com", "unsubscribe")]
+
+    async def test_an_added_or_changed_header_breaks_the_delivered_signature(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        worker: Worker,
+        smtp_server: SmtpServer,
+        dns_server: DnsServer,
+        signed_domain: str,
+    ) -> None:
+        await send(
+            client,
+            sender,
+            unsubscribe=True,
+            replyTo=["help@shop.example"],
+            headers={"X-Campaign": "winter"},
+        )
+        await worker.run_until_idle()
+        [mail] = smtp_server.received
+        verify = txt_lookup(dns_server)
+        assert dkim.verify(mail.data, dnsfunc=verify)
+        end = mail.data.index(b"\r\n\r\n")
+        head, body = mail.data[:end], mail.data[end:]
+
+        for added in (
+            b"Reply-To: thief@evil.example",
+            b"To: someone@evil.example",
+            b"Cc: someone@evil.example",
+            b"Date: Mon, 1 Jan 2024 00:00:00 +0000",
+            b"Message-ID: <other@evil.example>",
+            b"In-Reply-To: <other@evil.example>",
+            b"References: <other@evil.example>",
+            b"Content-Type: text/plain",
+            b"MIME-Version: 1.0",
+            b"From: thief@evil.example",
+            b"Subject: changed",
+        ):
+            assert not dkim.verify(head + b"\r\n" + added + body, dnsfunc=verify), added
+        changed = mail.data.replace(b"X-Campaign: winter", b"X-Campaign: summer")
+        assert not dkim.verify(changed, dnsfunc=verify)
 
     @pytest.mark.parametrize("method", ["GET", "POST"])
     async def test_a_forged_token_is_404_and_unsubscribes_nobody(
