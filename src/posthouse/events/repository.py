@@ -92,7 +92,8 @@ class HitRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine.sync_engine
-        self.autocommit = engine.dialect.name == "postgresql"
+        self.dialect_name = dialect.name_of(engine)
+        self.autocommit = dialect.is_postgresql(engine)
 
     async def _one(self, statement: Executable, row: dict[str, Any]) -> Row[Any] | None:
         found: Row[Any] | None = await greenlet_spawn(
@@ -109,7 +110,7 @@ class HitRepository:
         """Insert one event for a delivery and the link recorded at ``position``, its URL
         added to the event's data, in one statement; the URL and when the delivery was
         sent, or None (nothing stored) when no such link was recorded."""
-        found = await self._one(_event_for_link(self.engine.dialect.name), row)
+        found = await self._one(_event_for_link(self.dialect_name), row)
         if found is None:
             return None
         data: dict[str, Any] = found[0]

@@ -133,7 +133,7 @@ class SuppressionRepository:
         await self.session.execute(statement, rows)
 
     async def get(
-        self, workspace_id: uuid.UUID, address: str, scope_id: uuid.UUID
+        self, workspace_id: uuid.UUID, address: str, scope_id: uuid.UUID = WORKSPACE_SCOPE
     ) -> Suppression | None:
         return await self.session.scalar(
             select(Suppression).where(
@@ -143,7 +143,9 @@ class SuppressionRepository:
             )
         )
 
-    async def remove(self, workspace_id: uuid.UUID, address: str, scope_id: uuid.UUID) -> bool:
+    async def remove(
+        self, workspace_id: uuid.UUID, address: str, scope_id: uuid.UUID = WORKSPACE_SCOPE
+    ) -> bool:
         result = await self.session.execute(
             delete(Suppression).where(
                 Suppression.workspace_id == workspace_id,
