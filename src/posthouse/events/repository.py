@@ -16,15 +16,16 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
 from posthouse.db import dialect
 from posthouse.db.arrays import insert_rows
 from posthouse.db.base import UTCDateTime
+from posthouse.db.driver_sql import DriverStatement, compile_for_driver, fetch_one_autocommitted
 from posthouse.db.models import Delivery, Event
 from posthouse.events.types import lower_states
 
@@ -84,22 +85,24 @@ class EventRepository:
 
 class HitRepository:
     """The writes of tracking hits, each one statement on a pooled connection of its own,
-    outside any ORM session, run in one greenlet: checkout, statement, checkin. On
-    PostgreSQL the statement commits on its own (no BEGIN and COMMIT round trips); on
-    SQLite it is a transaction of its own. A hit reads and writes nothing that must be
-    consistent with anything else, and the session's work around its one statement was
-    the largest part of a hit's cost (bench/README.md, tracking.py)."""
+    outside any ORM session, in one greenlet from checkout to checkin. On PostgreSQL the
+    statement, compiled once, is run by asyncpg outside any transaction, so it commits on
+    its own (db.driver_sql); on SQLite it is a transaction of its own. A hit reads and
+    writes nothing that must be consistent with anything else, and the session's and
+    SQLAlchemy's work around its one statement was most of a hit's cost
+    (bench/README.md, tracking.py)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine.sync_engine
         self.dialect_name = dialect.name_of(engine)
-        self.autocommit = dialect.is_postgresql(engine)
+        self.postgresql = dialect.is_postgresql(engine)
 
-    async def _one(self, statement: Executable, row: dict[str, Any]) -> Row[Any] | None:
-        found: Row[Any] | None = await greenlet_spawn(
-            _execute_one, self.engine, statement, row, autocommit=self.autocommit
-        )
-        return found
+    async def _one(self, statement: Executable, row: dict[str, Any]) -> Any:
+        """The first row ``statement`` returns (indexable by position), or None."""
+        if self.postgresql:
+            compiled = _for_driver(statement, self.engine.dialect)
+            return await greenlet_spawn(fetch_one_autocommitted, self.engine, compiled, row)
+        return await greenlet_spawn(_in_transaction, self.engine, statement, row)
 
     async def add_for_delivery(self, row: dict[str, Any]) -> bool:
         """Insert one event whose workspace and message are its delivery's, read by the
@@ -124,15 +127,15 @@ class HitRepository:
         await self._one(_REPLACE_DATA, {"b_id": event_id, "b_data": data})
 
 
-def _execute_one(
-    engine: Engine, statement: Executable, row: dict[str, Any], *, autocommit: bool
-) -> Row[Any] | None:
-    if autocommit:
-        with engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            return connection.execute(statement, row).first()
+def _in_transaction(engine: Engine, statement: Executable, row: dict[str, Any]) -> Any:
     with engine.begin() as connection:
         return connection.execute(statement, row).first()
+
+
+@cache
+def _for_driver(statement: Executable, dialect: Dialect) -> DriverStatement:
+    assert isinstance(statement, ClauseElement)
+    return compile_for_driver(statement, dialect)
 
 
 def _event_for_delivery() -> Insert:

@@ -1,8 +1,6 @@
 """SQL for messages, their attachments and deliveries."""
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -27,6 +25,7 @@ from sqlalchemy.orm import Session, defer
 from posthouse.addresses import address_key
 from posthouse.db import dialect as db_dialect
 from posthouse.db.base import Base
+from posthouse.db.driver_sql import DriverStatement, compile_for_driver
 from posthouse.db.models import Attachment, Delivery, Message
 from posthouse.protections.repositories.suppression import (
     ACTIVE_SUPPRESSIONS_PG,
@@ -74,23 +73,8 @@ def _row_insert_unless(table: Table, prefix: str, unless: ColumnElement[bool]) -
     return insert(table).from_select(columns, values.where(~unless))
 
 
-@dataclass(frozen=True)
-class _DriverStatement:
-    """A statement SQLAlchemy compiled once, run as driver SQL: its text and, for each
-    positional parameter, the name it is bound by and its type's bind processor (JSON
-    serialisation, the UTC check), applied as SQLAlchemy would."""
-
-    sql: str
-    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-
-    def arguments(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            process(values[name]) if process else values[name] for name, process in self.parameters
-        )
-
-
 @lru_cache(maxsize=_COMBINED_MAX_ROWS * 4)
-def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> _DriverStatement:
+def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> DriverStatement:
     """PostgreSQL: ``WITH s AS (SELECT suppressed), m AS (INSERT message), a0 AS (INSERT
     attachment), ..., d0 AS (INSERT delivery), ... SELECT s.address``, built and compiled
     once per shape.
@@ -129,15 +113,7 @@ def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> 
         for i in range(deliveries)
     ]
     statement = select(suppressed.c.address).add_cte(suppressed, *inserts)
-    compiled = statement.compile(dialect=dialect)
-    assert compiled.positiontup is not None  # asyncpg's numbered parameters
-    return _DriverStatement(
-        sql=compiled.string,
-        parameters=tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in compiled.positiontup
-        ),
-    )
+    return compile_for_driver(statement, dialect)
 
 
 def _combined_values(
