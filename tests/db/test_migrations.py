@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import column, insert, select, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from posthouse.db.engine import create_engine
 from posthouse.db.migrate import alembic_config
@@ -100,6 +101,16 @@ _SUPPRESSION_AT_0004 = table(
 )
 
 
+async def _insert_old_workspace(connection: AsyncConnection) -> None:
+    """The workspace as its table was at 0004: later migrations add columns to it."""
+    await connection.execute(
+        insert(_WORKSPACE_AT_0004).values(
+            id=WORKSPACE, name="w", max_bounce_rate=0.05, max_complaint_rate=0.001,
+            rate_min_volume=100, rate_window_days=30, created_at=NOW,
+        )
+    )  # fmt: skip
+
+
 async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
     database_url: str,
 ) -> None:
@@ -108,13 +119,7 @@ async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
     await asyncio.to_thread(command.downgrade, config, before)
     engine = create_engine(database_url, null_pool=True)
     async with engine.begin() as connection:
-        # The workspace as its table was then: later migrations add columns to it.
-        await connection.execute(
-            insert(_WORKSPACE_AT_0004).values(
-                id=WORKSPACE, name="w", max_bounce_rate=0.05, max_complaint_rate=0.001,
-                rate_min_volume=100, rate_window_days=30, created_at=NOW,
-            )
-        )  # fmt: skip
+        await _insert_old_workspace(connection)
         for number, (address, reason) in enumerate(
             [("Victim@example.com", "complaint"), ("victim@example.com", "manual"),
              ("Other@Example.com", "manual")]
@@ -150,12 +155,7 @@ async def test_issue_18_makes_existing_suppressions_workspace_wide_and_back(
     engine = create_engine(database_url, null_pool=True)
     use_case = uuid.UUID(int=7)
     async with engine.begin() as connection:
-        await connection.execute(
-            insert(_WORKSPACE_AT_0004).values(
-                id=WORKSPACE, name="w", max_bounce_rate=0.05, max_complaint_rate=0.001,
-                rate_min_volume=100, rate_window_days=30, created_at=NOW,
-            )
-        )  # fmt: skip
+        await _insert_old_workspace(connection)
         await connection.execute(
             insert(_SUPPRESSION_AT_0004).values(
                 id=uuid.UUID(int=1),

@@ -4,10 +4,8 @@ rotation."""
 
 import html
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import urljoin
 
-import aiosmtplib
 import dkim
 import httpx
 import pytest
@@ -19,18 +17,18 @@ from posthouse.app import create_app
 from posthouse.config import Settings
 from posthouse.db.models import InboundReport, Suppression
 from posthouse.delivery.worker import Worker
-from posthouse.domains.dns import split_host_port
 from tests.conftest import SenderTokens, make_workspace_key, multipart
 from tests.dns_server import DnsServer
 from tests.domains.conftest import add_verified, txt_lookup
-from tests.helpers import wait_until
 from tests.smtp_server import SmtpServer
 from tests.tracking.conftest import (
     FIREFOX,
     PUBLIC_URL,
     delivered_long_ago,
+    delivered_mailto,
     events_of,
     html_of,
+    inbound_smtp,
     paths,
     received,
     send,
@@ -280,11 +278,8 @@ class TestKeyRotation:
 
 class TestMailto:
     @pytest.fixture
-    async def app(self, settings: Settings) -> AsyncIterator[FastAPI]:
-        """The embedded app, with its inbound listener, for the mailto address."""
-        application = create_app(settings, embedded_worker=True)
-        async with application.router.lifespan_context(application):
-            yield application
+    def app(self, embedded_app: FastAPI) -> FastAPI:
+        return embedded_app
 
     async def test_mail_to_the_mailto_address_unsubscribes_through_the_inbound_listener(
         self,
@@ -296,18 +291,11 @@ class TestMailto:
         signed_domain: str,
     ) -> None:
         await send(client, sender, unsubscribe=True)
-
-        async def delivered() -> bool:  # by the embedded worker
-            return len(smtp_server.received) == 1
-
-        await wait_until(delivered, within=20)
-        header = received(smtp_server, "alice@example.com")["List-Unsubscribe"]
-        mailto = header.split(",")[1].strip().strip("<>")[len("mailto:") :]
-        host, port = split_host_port(settings.inbound_bind, default_port=2525)
+        mailto = await delivered_mailto(smtp_server)
         local, domain = mailto.split("@")
         forged = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
 
-        async with aiosmtplib.SMTP(hostname=host, port=port, start_tls=False) as smtp:
+        async with inbound_smtp(settings) as smtp:
             body = b"Subject: unsubscribe\r\n\r\nunsubscribe\r\n"
             _, forged_reply = await smtp.sendmail("alice@example.com", [forged], body)
             _, reply = await smtp.sendmail("alice@example.com", [mailto.upper()], body)

@@ -3,33 +3,30 @@ message and the workspace, marketing mail always carrying one-click unsubscribe,
 unsubscribes scoped to the use case the mail went through, through the real app, the
 worker, a real SMTP server and the inbound listener."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiosmtplib
 import dkim
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from posthouse.app import create_app
 from posthouse.config import Settings
 from posthouse.delivery.worker import Worker
-from posthouse.domains.dns import split_host_port
 from posthouse.workspaces import service as workspaces
 from tests.conftest import SenderTokens, make_sender, make_workspace_key, multipart
 from tests.dns_server import DnsServer
 from tests.domains.conftest import add_verified, txt_lookup
-from tests.helpers import wait_until
 from tests.history.conftest import make_workspace
 from tests.smtp_server import SmtpServer
 from tests.tracking.conftest import (
     BODY,
     PUBLIC_URL,
     Sessionmaker,
+    delivered_mailto,
     events_of,
     html_of,
+    inbound_smtp,
     paths,
     received,
 )
@@ -336,11 +333,8 @@ class TestScopedUnsubscribe:
 
 class TestMailtoScope:
     @pytest.fixture
-    async def app(self, settings: Settings) -> AsyncIterator[FastAPI]:
-        """The embedded app, with its worker and inbound listener."""
-        application = create_app(settings, embedded_worker=True)
-        async with application.router.lifespan_context(application):
-            yield application
+    def app(self, embedded_app: FastAPI) -> FastAPI:
+        return embedded_app
 
     async def test_mail_to_the_mailto_address_scopes_like_the_post(
         self,
@@ -350,15 +344,9 @@ class TestMailtoScope:
         settings: Settings,
     ) -> None:
         await setup.sent(client, "news")
+        mailto = await delivered_mailto(smtp_server)
 
-        async def delivered() -> bool:  # by the embedded worker
-            return len(smtp_server.received) == 1
-
-        await wait_until(delivered, within=20)
-        header = received(smtp_server, "alice@example.com")["List-Unsubscribe"]
-        mailto = header.split(",")[1].strip().strip("<>")[len("mailto:") :]
-        host, port = split_host_port(settings.inbound_bind, default_port=2525)
-        async with aiosmtplib.SMTP(hostname=host, port=port, start_tls=False) as smtp:
+        async with inbound_smtp(settings) as smtp:
             await smtp.sendmail("alice@example.com", [mailto], b"Subject: stop\r\n\r\nstop\r\n")
 
         assert await suppression_list(client, setup) == [
