@@ -156,19 +156,27 @@ async def read_multipart_send(
         raise ValidationFailed(
             f"payload exceeds {MAX_PAYLOAD_BYTES // (1024 * 1024)} MB", field="payload"
         )
+    payload = json_object(text, name="payload", field="payload")
+    return MultipartSend(payload=payload, attachments=attachments)
+
+
+def json_object(text: bytes, *, name: str, field: str | None) -> dict[str, Any]:
+    """A JSON object as a door received it (a multipart part, a whole body): bounded in
+    values before it is parsed, strict JSON, an object. ``name`` is what the messages
+    call it; ``field`` what the errors name (None: the request as a whole)."""
     if _json_values(text) > MAX_PAYLOAD_VALUES:
         raise ValidationFailed(
-            f"payload holds more than {MAX_PAYLOAD_VALUES} JSON values", field="payload"
+            f"{name} holds more than {MAX_PAYLOAD_VALUES} JSON values", field=field
         )
     try:
         # orjson: a third of json's cost for a payload carrying 5 KB of HTML. It also
         # refuses what json lets through and the message cannot carry (lone surrogates).
         payload = orjson.loads(text.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError:
-        raise ValidationFailed("payload is not valid JSON", field="payload") from None
+        raise ValidationFailed(f"{name} is not valid JSON", field=field) from None
     if not isinstance(payload, dict):
-        raise ValidationFailed("payload must be a JSON object", field="payload")
-    return MultipartSend(payload=payload, attachments=attachments)
+        raise ValidationFailed(f"{name} must be a JSON object", field=field)
+    return payload
 
 
 def _json_values(text: bytes) -> int:
