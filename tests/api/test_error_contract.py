@@ -194,9 +194,11 @@ def _everlytic_body(error: PosthouseError, body: dict[str, Any]) -> None:
     }  # fmt: skip
     if body["code"] == 412:
         [(field, [sentence])] = body["message"]["errors"].items()
-        assert field and sentence.startswith(("The ", "The selected "))
+        assert field
+        assert sentence.startswith("The ")
     else:
-        assert isinstance(body["message"], str) and body["message"]
+        assert isinstance(body["message"], str)
+        assert body["message"]
     if isinstance(error, errors.NotFound) and not isinstance(
         error, errors.SenderNotFound | errors.TemplateNotFound
     ):

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from posthouse.api.dialects.everlytic.schemas import ErrorBody
+from posthouse.api.dialects.everlytic.schemas import MailErrorBody
 from posthouse.api.errors import bounded
 from posthouse.errors import (
     AttachmentRejected,
@@ -44,7 +44,7 @@ LOGIN_REQUIRED = "Login Required"
 SEND_FAILED = "Send Failed - Unable to send: "
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": description}
+    code: {"model": MailErrorBody, "description": description}
     for code, description in {
         400: "Formatted improperly, unverified sending domain, attachment refused, "
         "recipients suppressed, no quota, access suspended",

@@ -17,7 +17,6 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from starlette.background import BackgroundTask
 
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address
@@ -32,7 +31,7 @@ from posthouse.api.dialects.everlytic.schemas import (
 )
 from posthouse.api.multipart import json_object
 from posthouse.api.rate_limits import rate_limited
-from posthouse.api.routing import front_door_route
+from posthouse.api.routing import answer_response, front_door_route
 from posthouse.errors import Forbidden, SenderNotFound, Unauthenticated, ValidationFailed
 from posthouse.sending import accept as accept_path
 from posthouse.sending import service as sending_service
@@ -294,10 +293,4 @@ async def send_mail(request: Request, session: SessionDep, caller: CallerDep) ->
         ),
         status=200,
     )
-    return Response(
-        answer.body,
-        status_code=answer.status,
-        media_type="application/json",
-        headers={"Idempotency-Replayed": "true"} if answer.replayed else None,
-        background=BackgroundTask(answer.after_commit) if answer.after_commit else None,
-    )
+    return answer_response(answer)

@@ -86,38 +86,38 @@ class MailRequest(_Body):
     attachments: MailAttachments | None = None
 
 
-class Transaction(BaseModel):
+class MailTransaction(BaseModel):
     id: str
 
 
 class MailAccepted(BaseModel):
     """One transaction per recipient (to, cc and bcc): its delivery's id."""
 
-    transactions: list[Transaction]
+    transactions: list[MailTransaction]
 
 
-class FieldErrors(BaseModel):
+class MailFieldErrors(BaseModel):
     """The 412 form: each field's messages."""
 
     errors: dict[str, list[str]]
 
 
-class ErrorDetail(BaseModel):
+class MailErrorDetail(BaseModel):
     domain: str
     reason: str
-    message: str | FieldErrors
+    message: str | MailFieldErrors
     locationType: str
     location: str
 
 
-class ErrorList(BaseModel):
-    errors: list[ErrorDetail]
+class MailErrorList(BaseModel):
+    errors: list[MailErrorDetail]
 
 
-class ErrorBody(BaseModel):
+class MailErrorBody(BaseModel):
     code: int
-    message: str | FieldErrors
-    error: ErrorList
+    message: str | MailFieldErrors
+    error: MailErrorList
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
