@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.accounts.repository import AccountRepository
 from posthouse.config import Settings
+from posthouse.db.base import utcnow
 from posthouse.delivery.worker import Worker
 from posthouse.protections import suppression
 from tests.dialects.everlytic.conftest import (
@@ -23,6 +24,7 @@ from tests.dialects.everlytic.conftest import (
     make_account,
 )
 from tests.helpers import NOTHING_STORED, stored_rows
+from tests.protections.support import set_workspace
 from tests.smtp_server import SmtpServer
 
 # The document's bodies, as it prints them.
@@ -430,6 +432,48 @@ class TestSendRefusals:
 
         assert response.status_code == 200, response.text
         assert len(response.json()["transactions"]) == 1
+
+    async def test_over_the_monthly_quota_is_no_quota(
+        self,
+        client: httpx.AsyncClient,
+        account: Account,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        await set_workspace(sessionmaker, monthly_quota=1)
+        first = await client.post(URL, json=mail(), auth=account.auth)
+
+        second = await client.post(URL, json=mail(), auth=account.auth)
+
+        assert first.status_code == 200, first.text
+        assert second.status_code == 400
+        assert second.json()["error"]["errors"][0] == {
+            "domain": "NoQuota",
+            "reason": "NoQuota",
+            "message": "Send Failed - Unable to send: No Quota",
+            "locationType": "request",
+            "location": "sendValidation",
+        }
+        assert (await stored_rows(sessionmaker))["message"] == 1
+
+    async def test_a_suspended_workspace_is_forbidden_access(
+        self,
+        client: httpx.AsyncClient,
+        account: Account,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        nothing_happened: Check,
+    ) -> None:
+        await set_workspace(
+            sessionmaker, suspended_at=utcnow(), suspension_reason="high bounce rate"
+        )
+
+        response = await client.post(URL, json=mail(), auth=account.auth)
+
+        assert response.status_code == 400
+        assert response.json()["message"] == (
+            "Send Failed - Unable to send: Account suspended - high bounce rate"
+        )
+        assert reason(response) == "ForbiddenAccess"
+        await nothing_happened()
 
     async def test_a_forbidden_attachment_type_is_reason_attachment(
         self, client: httpx.AsyncClient, account: Account, nothing_happened: Check
