@@ -353,6 +353,24 @@ class TestFieldErrors:
         assert error["reason"] == "invalidParameter"
         await nothing_happened()
 
+    async def test_a_malformed_idempotency_key_is_a_412_naming_the_header(
+        self, client: httpx.AsyncClient, account: Account, nothing_happened: Check
+    ) -> None:
+        response = await client.post(
+            URL, json=mail(), auth=account.auth, headers={"Idempotency-Key": "x" * 300}
+        )
+
+        assert response.status_code == 412
+        assert response.json()["message"] == {
+            "errors": {
+                "Idempotency-Key": [
+                    "The Idempotency-Key is invalid: "
+                    "Idempotency-Key must be 1 to 256 visible ASCII characters."
+                ]
+            }
+        }
+        await nothing_happened()
+
     async def test_a_file_path_is_refused_naming_the_field(
         self, client: httpx.AsyncClient, account: Account, nothing_happened: Check
     ) -> None:

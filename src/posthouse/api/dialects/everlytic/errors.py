@@ -100,8 +100,10 @@ def _field_sentence(error: ValidationFailed) -> tuple[str, str]:
     """The request's field name and the document's kind of sentence for it."""
     canonical = error.field or ""
     if canonical not in FIELD_NAMES:
-        # Raised by this door, already in the request's words (routes.py).
-        return canonical, error.detail
+        if error.detail.startswith("The "):
+            # Raised by this door, already in the request's words (routes.py).
+            return canonical, error.detail
+        return canonical, f"The {canonical} is invalid: {error.detail}."
     field = FIELD_NAMES[canonical]
     detail = error.detail
     if detail.startswith(canonical):

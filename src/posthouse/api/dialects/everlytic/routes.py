@@ -245,7 +245,7 @@ def _transactions(accepted: Accepted) -> str:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 255},
+                "schema": {"type": "string", "maxLength": 256},
                 "description": "Optional: a retry with the same key gets the same answer",
             }
         ],
