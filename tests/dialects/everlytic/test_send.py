@@ -12,7 +12,7 @@ from posthouse.db.models import Delivery, Message
 from posthouse.delivery.worker import Worker
 from posthouse.templates import service as templates_service
 from posthouse.templates.rendering import TemplateParts
-from tests.dialects.everlytic.conftest import SENDER, URL, Account, mail
+from tests.dialects.everlytic.conftest import SENDER, URL, Account, mail, make_account
 from tests.helpers import NOTHING_STORED, stored_rows
 from tests.smtp_server import Received, SmtpServer
 
@@ -150,6 +150,24 @@ class TestTheDocumentsExamples:
         assert joe["From"] == SENDER
         assert joe["Subject"] == "Your order has shipped"
         assert "Order shipped" in html_of(copy_for(smtp_server, JOE))
+
+    async def test_a_template_send_without_from_in_a_workspace_of_two_senders_names_it(
+        self,
+        client: httpx.AsyncClient,
+        account: Account,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        await make_account(sessionmaker, account.workspace, "billing@yourstore.example")
+        payload = template_example()
+        payload["options"]["template_id"] = await make_template(sessionmaker, account)
+
+        response = await client.post(URL, json=payload, auth=account.auth)
+
+        assert response.status_code == 412
+        assert response.json()["message"] == {
+            "errors": {"headers.from.email": ["The headers.from.email field is required."]}
+        }
+        assert await stored_rows(sessionmaker) == NOTHING_STORED
 
     async def test_the_unsubscribe_redirect_example_is_stored_with_its_url(
         self,
