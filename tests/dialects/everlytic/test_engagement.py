@@ -75,3 +75,21 @@ async def test_a_tracked_attachment_becomes_a_link_that_serves_the_file(
     served = await client.get(link, headers={"User-Agent": "Mozilla/5.0 Firefox/128.0"})
     assert served.status_code == 200
     assert served.content == pdf
+
+
+async def test_after_a_one_click_unsubscribe_the_recipient_is_sent_to_the_redirect_url(
+    client: httpx.AsyncClient, account: Account, worker: Worker, smtp_server: SmtpServer
+) -> None:
+    payload = mail(options={"unsubscribe_redirect_url": "https://shop.example/goodbye"})
+
+    response = await client.post(URL, json=payload, auth=account.auth)
+
+    assert response.status_code == 200, response.text
+    await worker.run_until_idle()
+    header = smtp_server.received[0].message()["List-Unsubscribe"]
+    [path] = paths(header, "u")
+    unsubscribed = await client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert unsubscribed.status_code == 303
+    assert unsubscribed.headers["location"] == "https://shop.example/goodbye"
+    again = await client.post(URL, json=mail(), auth=account.auth)
+    assert again.json()["error"]["errors"][0]["reason"] == "Suppressed"
