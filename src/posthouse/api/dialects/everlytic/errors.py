@@ -118,6 +118,11 @@ def _field_sentence(error: ValidationFailed) -> tuple[str, str]:
     return field, f"The {field} is invalid: {detail}."
 
 
+def _custom_headers(field: str | None) -> bool:
+    """The shared validation's "headers", or this door's "headers.custom_headers.X-…"."""
+    return field is not None and (field == "headers" or field.startswith("headers.custom_headers"))
+
+
 @dataclass(frozen=True)
 class _Shape:
     status: int
@@ -133,20 +138,16 @@ def _shape(error: PosthouseError) -> _Shape:
             return _Shape(401, "global", "required", "request", "authorization")
         case Forbidden():
             return _Shape(401, "global", "ForbiddenAccess", "request", "authorization")
-        case UnknownSendingDomain():
-            # The document's example for an unverified domain, byte for byte.
-            return _Shape(400, "global", "invalid", "request", "default")
         case SenderNotFound():
+            # UnknownSendingDomain: the document's example for an unverified domain.
             return _Shape(400, "global", "invalid", "request", "default")
         case DomainNotVerified():
             return _Shape(400, "global", "UnverifiedDomain", "request", "default")
-        case TemplateNotFound() | TemplateInvalid() | TemplateRenderFailed():
-            return _Shape(412, "global", "invalidParameter", "request", "templateValidation")
-        case MissingVariables():
+        case TemplateNotFound() | TemplateInvalid() | TemplateRenderFailed() | MissingVariables():
             return _Shape(412, "global", "invalidParameter", "request", "templateValidation")
         case ValidationFailed() if error.field is None:
             return _Shape(400, "global", "invalid", "body", "default")
-        case ValidationFailed() if error.field == "headers":
+        case ValidationFailed() if _custom_headers(error.field):
             return _Shape(412, "global", "CustomHeaders", "request", "sendValidation")
         case ValidationFailed():
             return _Shape(412, "global", "invalidParameter", "request", "sendValidation")
