@@ -179,15 +179,13 @@ def _unique_fields(mail: MailRequest) -> dict[str, Any] | None:
     body = mail.body
     if body is None:
         return None
-    lists = [body.unique_fields]
-    if body.personalisation_fields is not None:
-        lists.append(body.personalisation_fields.unique_fields)
-    found: dict[str, Any] | None = None
-    for entries in lists:
-        for entry in entries or []:
-            found = found if found is not None else {}
-            for address, values in entry.items():
-                found[address] = {**found.get(address, {}), **values}
+    inside = body.personalisation_fields.unique_fields if body.personalisation_fields else None
+    if body.unique_fields is None and inside is None:
+        return None
+    found: dict[str, Any] = {}
+    for entry in [*(body.unique_fields or []), *(inside or [])]:
+        for address, values in entry.items():
+            found[address] = {**found.get(address, {}), **values}
     return found
 
 
