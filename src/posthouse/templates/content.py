@@ -64,7 +64,7 @@ class TemplateContent:
             compiled = compile_parts(TemplateParts(request.subject, request.html, request.text))
         _ensure_complete(compiled, variables, own, recipients)
         if not own:
-            rendered = compiled.render(variables)
+            rendered = compiled.render(variables, derive_text=request.auto_text)
             return dataclasses.replace(
                 request,
                 subject=rendered.subject,
