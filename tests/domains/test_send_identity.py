@@ -10,7 +10,8 @@ from typing import Any
 import dkim
 import httpx
 import pytest
-from sqlalchemy import select
+from fastapi import FastAPI
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.config import Settings
@@ -75,6 +76,44 @@ def dkim_domain(data: bytes) -> str:
     found = re.search(rb"DKIM-Signature:.*?\bd=([^;\s]+)", data, re.S)
     assert found is not None
     return found.group(1).decode()
+
+
+async def statements_of(app: FastAPI, request: Any) -> int:
+    """How many statements the database ran for ``request`` (an awaitable send)."""
+    ran: list[str] = []
+
+    def count(*args: Any) -> None:
+        ran.append(args[2])
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = await request
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 202, response.text
+    return len(ran)
+
+
+async def test_the_domain_check_costs_a_statement_only_when_a_domain_is_named(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    sender: SenderTokens,
+    sessionmaker: Sessionmaker,
+    dns_server: DnsServer,
+) -> None:
+    await add_domain(client, sessionmaker, dns_server, "yourstore.example")
+    await send(client, sender)  # caches warm: the key, the sender, the domain
+
+    plain = await statements_of(app, send(client, sender))
+    without_text = await statements_of(app, send(client, sender, autoText=False))
+    named = await statements_of(
+        app,
+        send(client, sender, signingDomain="yourstore.example", trackingDomain="yourstore.example"),
+    )
+
+    assert without_text == plain
+    assert named == plain + 1
 
 
 class TestAutoText:
