@@ -128,6 +128,7 @@ def create_app(
     app.include_router(suppressions_router.router)
     app.include_router(domains_router.router)
     app.include_router(templates_router.router)
+    app.include_router(tracking_router.hits)
     app.include_router(tracking_router.router)
     app.include_router(usecases_router.router)
     app.include_router(envelope.router)

@@ -85,3 +85,27 @@ def front_door_route(render: ErrorRenderer) -> type[APIRoute]:
             return in_transaction
 
     return FrontDoorRoute
+
+
+def sessionless_route(render: ErrorRenderer) -> type[APIRoute]:
+    """A route class for requests that open no session and read no body (tracking hits:
+    each is one statement that commits on its own, events.repository.HitRepository).
+    Domain errors, and a database that cannot be reached, become ``render``'s response;
+    any other error propagates (a 500)."""
+
+    class SessionlessRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def answer(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as error:
+                    domain_error = as_domain_error(error)
+                    if domain_error is None:
+                        raise
+                    return render(domain_error)
+
+            return answer
+
+    return SessionlessRoute

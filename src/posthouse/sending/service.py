@@ -21,7 +21,7 @@ from ulid import ULID
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address, parse_address
 from posthouse.db.base import new_id, utcnow
-from posthouse.db.models import Attachment, Delivery, Message, Sender
+from posthouse.db.models import Attachment, Delivery, Message, Sender, UseCase
 from posthouse.domains import service as domains_service
 from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound, ValidationFailed
 from posthouse.protections import idempotency, quota, reputation
@@ -60,8 +60,9 @@ class SubmitOptions:
     side_engine: AsyncEngine | None = None
     # Runs on the request before validation (templates render there); None: as given.
     content: ContentStep | None = None
-    # Seed 004: the use case the email is sent through (its history lists by it).
-    use_case_id: uuid.UUID | None = None
+    # Seed 004: the use case the email is sent through: its history lists by it, its
+    # engagement defaults apply (sending.engagement) and so do its suppressions.
+    use_case: UseCase | None = None
 
 
 @dataclass
@@ -225,7 +226,8 @@ def _rows(
     workspace = caller.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
-    engagement = engagement_options.resolve(send, workspace)
+    engagement = engagement_options.resolve(send, workspace, options.use_case)
+    use_case_id = options.use_case.id if options.use_case else None
     personal = send.personalisation
     message_row = row(
         Message,
@@ -267,7 +269,7 @@ def _rows(
         signing_domain=send.signing_domain,
         return_path_domain=send.return_path_domain,
         tracking_domain=send.tracking_domain,
-        use_case_id=options.use_case_id,
+        use_case_id=use_case_id,
         # From the workspace as loaded with the credentials: no query of its own.
         tier=workspace.reputation_tier,
     )
@@ -302,7 +304,7 @@ def _rows(
             created_at=now,
             updated_at=now,
             from_domain=domain.lower(),
-            use_case_id=options.use_case_id,
+            use_case_id=use_case_id,
             state="sent",
         )
         for kind, recipient in send.envelope_recipients()

@@ -111,7 +111,7 @@ def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> 
         tags=_tags(request.tags),
         external_id=_short_text(request.external_id, field="external_id", limit=200),
         track_opens=_flag(request.track_opens, field="track_opens"),
-        track_clicks=_click_mode(request.track_clicks),
+        track_clicks=click_mode(request.track_clicks),
         unsubscribe=_flag(request.unsubscribe, field="unsubscribe"),
         unsubscribe_redirect_url=_web_url(
             request.unsubscribe_redirect_url, field="unsubscribe_redirect_url"
@@ -136,7 +136,8 @@ def _flag(value: object, *, field: str) -> bool | None:
     return value
 
 
-def _click_mode(value: object) -> str | None:
+def click_mode(value: object) -> str | None:
+    """A click tracking mode (any case), or None; anything else is refused."""
     if value is None:
         return None
     if not isinstance(value, str) or value.lower() not in CLICK_MODES:
