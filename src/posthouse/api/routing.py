@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from posthouse.api.errors import ErrorRenderer, as_domain_error
 from posthouse.db.outage import is_unavailable
 from posthouse.errors import RequestTimeout
+from posthouse.sending.accept import Answer
 
 
 def _end(session: Session, *, commit: bool) -> None:
@@ -109,3 +111,15 @@ def sessionless_route(render: ErrorRenderer) -> type[APIRoute]:
             return answer
 
     return SessionlessRoute
+
+
+def answer_response(answer: Answer) -> Response:
+    """A send's answer as the door's JSON response: a replay says so, and the worker is
+    woken once the response (and so the commit) is done."""
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type="application/json",
+        headers={"Idempotency-Replayed": "true"} if answer.replayed else None,
+        background=BackgroundTask(answer.after_commit) if answer.after_commit else None,
+    )

@@ -44,6 +44,8 @@ class SendLimits:
     max_attachment_bytes: int = 5 * 1024 * 1024
     # The assembled message: base64 grows attachments by 4/3, plus bodies and headers.
     max_message_bytes: int = 39 * 1024 * 1024
+    # A door whose document allows only some custom headers (seed 002: "X-" names).
+    custom_header_prefix: str | None = None
 
 
 DEFAULT_LIMITS = SendLimits()
@@ -263,6 +265,9 @@ def validate_headers(headers: object, limits: SendLimits = DEFAULT_LIMITS) -> di
             raise ValidationFailed(
                 f"header {name} is set by posthouse; use the request's own field", field="headers"
             )
+        prefix = limits.custom_header_prefix
+        if prefix is not None and not name.lower().startswith(prefix.lower()):
+            raise ValidationFailed(f"header {name} must start with {prefix}", field="headers")
         if not isinstance(value, str):
             raise ValidationFailed(f"header {name} must be a string", field="headers")
         if has_control_characters(value):
