@@ -18,6 +18,8 @@ from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
 from posthouse.api.admin import usecases as usecases_router
+from posthouse.api.dialects.emailmassivo import routes as emailmassivo
+from posthouse.api.dialects.emailmassivo.errors import render_error as emailmassivo_render_error
 from posthouse.api.dialects.envelope import routes as envelope
 from posthouse.api.dialects.envelope.errors import render_error as envelope_render_error
 from posthouse.api.errors import ErrorRenderer, app_error_handler
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 # (an unknown path or method under it). Paths under none of them get the native shape.
 DOOR_ERROR_SHAPES: list[tuple[str, ErrorRenderer]] = [
     ("/v1/", envelope_render_error),
+    ("/api/v1/external-mails/", emailmassivo_render_error),
 ]
 
 
@@ -126,6 +129,7 @@ def create_app(
     app.include_router(usecases_router.router)
     app.include_router(envelope.router)
     app.include_router(envelope.downloads_router)
+    app.include_router(emailmassivo.router)
     # Unknown paths and methods: the shape of the door whose prefix the path is under,
     # else the native one, like every route's own errors.
     handler = app_error_handler(render_error, DOOR_ERROR_SHAPES)

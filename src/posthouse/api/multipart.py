@@ -8,15 +8,14 @@ parsed as it arrives, so the request size limit (api.limits) still applies while
 streams.
 """
 
-import codecs
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from posthouse.api.json_body import MAX_JSON_VALUES, load_json_object
 from posthouse.errors import AttachmentRejected, ValidationFailed
 
 if TYPE_CHECKING:  # a TypedDict python-multipart declares for type checkers only
@@ -26,11 +25,7 @@ from posthouse.sending.schemas import AttachmentInput
 # An HTML and a text body of up to 5 MB each, plus addresses and headers.
 MAX_PAYLOAD_BYTES = 12 * 1024 * 1024
 MAX_PARTS = 50
-# JSON values (list and object members) a payload may hold: a send with every list full
-# has about 1,200, and per-recipient template variables (recipientVariables) for 1,000
-# recipients up to about 90 each. Counted before parsing, so 12 MB of "{}," (4 million
-# objects, 250 MB once parsed) is refused without being built.
-MAX_PAYLOAD_VALUES = 100_000
+MAX_PAYLOAD_VALUES = MAX_JSON_VALUES
 
 
 @dataclass
@@ -156,32 +151,5 @@ async def read_multipart_send(
         raise ValidationFailed(
             f"payload exceeds {MAX_PAYLOAD_BYTES // (1024 * 1024)} MB", field="payload"
         )
-    if _json_values(text) > MAX_PAYLOAD_VALUES:
-        raise ValidationFailed(
-            f"payload holds more than {MAX_PAYLOAD_VALUES} JSON values", field="payload"
-        )
-    try:
-        # orjson: a third of json's cost for a payload carrying 5 KB of HTML. It also
-        # refuses what json lets through and the message cannot carry (lone surrogates).
-        payload = orjson.loads(text.removeprefix(codecs.BOM_UTF8))
-    except orjson.JSONDecodeError:
-        raise ValidationFailed("payload is not valid JSON", field="payload") from None
-    if not isinstance(payload, dict):
-        raise ValidationFailed("payload must be a JSON object", field="payload")
+    payload = load_json_object(text, field="payload")
     return MultipartSend(payload=payload, attachments=attachments)
-
-
-def _json_values(text: bytes) -> int:
-    """About the number of values in a JSON text, counted in C without parsing it: values
-    side by side need a comma between them (and nesting without commas stops at orjson's
-    depth limit of 1,024), so its commas bound them. When a long body makes those many,
-    the strings plus the commas outside them."""
-    commas = text.count(b",")
-    if commas <= MAX_PAYLOAD_VALUES:
-        return commas
-    # Without its escaped backslashes and quotes, every quote left opens or closes a string.
-    bare = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    strings = bare.count(b'"') // 2
-    if strings > MAX_PAYLOAD_VALUES:
-        return strings
-    return strings + sum(part.count(b",") for part in bare.split(b'"')[::2])

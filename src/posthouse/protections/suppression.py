@@ -70,6 +70,18 @@ async def active_pairs(
     return {(w, a) for w, a in pairs if (w, address_key(a)) in found}
 
 
+async def reasons(
+    session: AsyncSession, *, workspace_id: uuid.UUID, addresses: list[str]
+) -> dict[str, SuppressionReason]:
+    """Why each of ``addresses`` (as given) is suppressed now; those that are not are left
+    out. For a front door that words each reason its own way."""
+    keys = {address: address_key(address) for address in addresses}
+    found = await SuppressionRepository(session).active_reasons(
+        workspace_id, sorted(set(keys.values())), now=utcnow()
+    )
+    return {address: SuppressionReason(found[key]) for address, key in keys.items() if key in found}
+
+
 async def add(
     session: AsyncSession,
     *,

@@ -92,6 +92,21 @@ class SuppressionRepository:
             statement = statement.on_conflict_do_nothing(index_elements=["workspace_id", "address"])
         await self.session.execute(statement, rows)
 
+    async def active_reasons(
+        self, workspace_id: uuid.UUID, addresses: Sequence[str], *, now: datetime
+    ) -> dict[str, str]:
+        """The reason of each of ``addresses`` (canonical forms) suppressed now."""
+        if not addresses:
+            return {}
+        rows = await self.session.execute(
+            select(_suppression.c.address, _suppression.c.reason).where(
+                _suppression.c.workspace_id == workspace_id,
+                _suppression.c.address.in_(list(addresses)),
+                or_(_suppression.c.expires_at.is_(None), _suppression.c.expires_at > now),
+            )
+        )
+        return {str(row.address): str(row.reason) for row in rows}
+
     async def get(self, workspace_id: uuid.UUID, address: str) -> Suppression | None:
         return await self.session.scalar(
             select(Suppression).where(
