@@ -130,7 +130,7 @@ async def test_the_python_requests_example(
 ) -> None:
     script = tmp_path / "example.py"
     script.write_text(
-        example("send_by_template.py", base_url=base_url, key=account.key, template=template)
+        example("send_by_template.py.txt", base_url=base_url, key=account.key, template=template)
         + "print(response.status_code)\nprint(response.text)\n"
     )
 
