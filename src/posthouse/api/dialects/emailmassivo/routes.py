@@ -47,7 +47,7 @@ from posthouse.api.dialects.emailmassivo.schemas import (
     json_body_doc,
 )
 from posthouse.api.errors import validation_failed
-from posthouse.api.json_body import load_json_object
+from posthouse.api.json_body import MAX_JSON_DEPTH, load_json_object
 from posthouse.api.rate_limits import rate_limited
 from posthouse.api.routing import front_door_route
 from posthouse.config import Settings
@@ -124,7 +124,7 @@ Body = TypeVar("Body", bound=BaseModel)
 
 
 def _parse(request_body: bytes, model: type[Body]) -> Body:
-    payload = load_json_object(request_body, field="body")
+    payload = load_json_object(request_body, field="body", max_depth=MAX_JSON_DEPTH)
     try:
         return model.model_validate(payload)
     except ValidationError as error:
