@@ -60,7 +60,7 @@ class ApiKeyNotFound(NotFound):
         super().__init__("API key not found")
 
 
-class ErrorBody(BaseModel):
+class ExternalMailError(BaseModel):
     message: str
     error: str
     statusCode: int
@@ -149,7 +149,7 @@ def _phrase(status: int) -> str:
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": description}
+    code: {"model": ExternalMailError, "description": description}
     for code, description in {
         400: "Request validation error; Attachments parse failed, Attachments size more "
         "than allowed, Attachments type forbidden, HTML template is not valid",
