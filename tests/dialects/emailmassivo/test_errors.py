@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from posthouse.accounts.service import add_sender
 from posthouse.app import create_app
 from posthouse.config import Settings
 from posthouse.db.base import utcnow
@@ -72,16 +73,17 @@ class TestCredentials:
         assert await refused(response, 403) == "API key is not active"
 
     async def test_another_workspaces_sender_is_404_user_domain_not_found(
-        self, client: httpx.AsyncClient, sessionmaker: Sessionmaker, refused: Any
+        self,
+        client: httpx.AsyncClient,
+        account: Account,
+        sessionmaker: Sessionmaker,
+        refused: Any,
     ) -> None:
-        other = await make_account(sessionmaker, workspace="other")
         async with sessionmaker.begin() as session:
-            await session.execute(
-                update(Workspace).where(Workspace.name == "other").values(name="other")
-            )
+            await add_sender(session, workspace_name="other", email="ceo@elsewhere.example")
 
         response = await client.post(
-            SEND, headers=other.headers, json=mail(**{"from": {"email": "ceo@elsewhere.example"}})
+            SEND, headers=account.headers, json=mail(**{"from": {"email": "ceo@elsewhere.example"}})
         )
 
         assert await refused(response, 404) == "User Domain not found"
@@ -189,6 +191,7 @@ THREATS: list[tuple[str, dict[str, Any], int, str]] = [
     ("cc-a-number", {"cc": 7}, 400, "mail.cc must be a string of addresses"),
     ("headers-a-list", {"headers": ["X-A: b"]}, 400, "mail.headers must be an object"),
     ("header-number", {"headers": {"X-A": 1}}, 400, "header X-A must be a string"),
+    ("header-list", {"headers": {"X-A": ["b", "c"]}}, 400, "header X-A must be a string"),
     ("unknown-field", {"replyTo": "a@example.org"}, 400, "unknown field 'mail.replyTo'"),
     ("no-body", {"html": None}, 400, "mail.html is required"),
     ("no-subject", {"subject": None}, 400, "mail.subject is required"),

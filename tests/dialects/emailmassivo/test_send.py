@@ -7,6 +7,8 @@ import uuid
 import httpx
 import pytest
 
+from posthouse.app import create_app
+from posthouse.config import Settings
 from posthouse.delivery.worker import Worker
 from posthouse.protections import suppression
 from posthouse.protections.suppression import SuppressionReason
@@ -265,3 +267,62 @@ async def _workspace(session: object, account: Account) -> uuid.UUID:
 
     workspace = await get_or_create_workspace(session, name=account.workspace)  # type: ignore[arg-type]
     return workspace.id
+
+
+async def test_an_empty_idempotency_key_counts_as_none(
+    client: httpx.AsyncClient, account: Account, sessionmaker: Sessionmaker
+) -> None:
+    first = await client.post(SEND, headers=account.headers, json={**mail(), "idempotencyKey": ""})
+    again = await client.post(SEND, headers=account.headers, json={**mail(), "idempotencyKey": ""})
+
+    assert first.status_code == 200, first.text
+    assert "warning" in first.json()
+    assert again.json() == first.json()  # the one-hour rule, as without a key
+    assert (await stored_rows(sessionmaker))["message"] == 1
+
+
+async def test_attachments_with_line_breaks_and_a_cc_list_are_sent(
+    client: httpx.AsyncClient,
+    account: Account,
+    worker: Worker,
+    sessionmaker: Sessionmaker,
+    smtp_server: SmtpServer,
+) -> None:
+    data = bytes(range(256)) * 40
+    wrapped = base64.encodebytes(data).decode()  # 76-character lines, as MIME writes them
+    assert "\n" in wrapped
+
+    response = await client.post(
+        SEND,
+        headers=account.headers,
+        json=mail(
+            attachments=[{"table.bin": wrapped}, {"a.txt": base64.b64encode(b"A").decode()}],
+            cc=["bob@example.org", "carol@example.org, dan@example.org"],
+        ),
+    )
+
+    assert response.status_code == 200, response.text
+    assert [r["email"] for r in response.json()["additionalRecipients"]] == [
+        "bob@example.org",
+        "carol@example.org",
+        "dan@example.org",
+    ]
+    await settle(worker, sessionmaker)
+    files = {
+        part.get_filename(): part.get_content()
+        for part in smtp_server.received[0].message().iter_attachments()
+    }
+    assert files == {"table.bin": data, "a.txt": "A"}
+
+
+async def test_a_sending_domain_that_is_not_verified_is_404_user_domain_not_found(
+    settings: Settings, account: Account, sessionmaker: Sessionmaker
+) -> None:
+    app = create_app(settings.model_copy(update={"require_verified_domains": True}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(SEND, headers=account.headers, json=mail())
+
+    assert error_of(response, 404) == "User Domain not found"
+    assert await stored_rows(sessionmaker) == NOTHING_STORED
