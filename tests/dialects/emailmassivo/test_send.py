@@ -12,6 +12,7 @@ from posthouse.config import Settings
 from posthouse.delivery.worker import Worker
 from posthouse.protections import suppression
 from posthouse.protections.suppression import SuppressionReason
+from tests.conftest import SenderTokens, multipart
 from tests.dialects.emailmassivo.conftest import (
     SEND,
     SEND_BY_TEMPLATE,
@@ -326,3 +327,42 @@ async def test_a_sending_domain_that_is_not_verified_is_404_user_domain_not_foun
 
     assert error_of(response, 404) == "User Domain not found"
     assert await stored_rows(sessionmaker) == NOTHING_STORED
+
+
+async def test_an_identical_email_another_door_sent_without_its_to_is_422(
+    client: httpx.AsyncClient, account: Account, sender: SenderTokens, sessionmaker: Sessionmaker
+) -> None:
+    """The one-hour rule matches emails from any door: one whose "to" was suppressed
+    (the native door sends to the rest) has no uuid to answer with."""
+    async with sessionmaker.begin() as session:
+        workspace = await _workspace(session, account)
+        await suppression.add(
+            session,
+            workspace_id=workspace,
+            address="alice@example.org",
+            reason=SuppressionReason.COMPLAINT,
+        )
+    native = {
+        "from": sender.email,
+        "to": ["alice@example.org"],
+        "cc": ["bob@example.org"],
+        "subject": "Welcome",
+        "body": "<p>Hello Alice</p>",
+    }
+    first = await client.post("/api/v1/emails", headers=sender.headers, **multipart(native))
+    async with sessionmaker.begin() as session:  # lifted: a new email would go to alice
+        await suppression.remove(session, workspace_id=workspace, address="alice@example.org")
+
+    response = await client.post(
+        SEND,
+        headers=account.headers,
+        json=mail(
+            to={"email": "alice@example.org"},
+            **{"from": {"email": sender.email}},
+            cc="bob@example.org",
+        ),
+    )
+
+    assert first.status_code == 202, first.text
+    assert error_of(response, 422) == "Email receiver unavailable"
+    assert (await stored_rows(sessionmaker))["message"] == 1

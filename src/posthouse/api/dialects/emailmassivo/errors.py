@@ -87,7 +87,7 @@ def suppression_message(error: RecipientsSuppressed) -> str:
 
 
 # (class, status, message): the first class that matches wins.
-_ERRORS: tuple[tuple[type[PosthouseError], int, Callable[[Any], str] | None], ...] = (
+_ERRORS: tuple[tuple[type[PosthouseError], int, Callable[[Any], str]], ...] = (
     (Unauthenticated, 401, lambda error: INVALID_KEY),
     (ApiKeyNotFound, 404, lambda error: "ExternalMailApiKey not found"),
     (Forbidden, 403, lambda error: KEY_NOT_ACTIVE),
@@ -124,7 +124,7 @@ def _message(error: PosthouseError) -> str:
 def status_and_message(error: PosthouseError) -> tuple[int, str]:
     for kind, status, wording in _ERRORS:
         if isinstance(error, kind):
-            return status, wording(error) if wording is not None else _message(error)
+            return status, wording(error)
     return error.status_code, _message(error)
 
 

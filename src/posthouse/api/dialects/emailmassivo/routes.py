@@ -54,6 +54,7 @@ from posthouse.config import Settings
 from posthouse.errors import (
     AttachmentRejected,
     Forbidden,
+    RecipientsSuppressed,
     Unauthenticated,
     ValidationFailed,
 )
@@ -251,6 +252,13 @@ async def _answer(
 ) -> dict[str, Any]:
     ids = {delivery.recipient.lower(): str(delivery.id) for delivery in accepted.deliveries}
     to = accepted.send.to[0].email
+    if to.lower() not in ids:
+        # An identical earlier email (the one-hour rule) that another door accepted while
+        # its "to" was suppressed: this door has no uuid to answer with.
+        reasons = await suppression.reasons(
+            session, workspace_id=caller.workspace.id, addresses=[to]
+        )
+        raise RecipientsSuppressed(f"{to} is suppressed", addresses=[to], reasons=reasons)
     answer: dict[str, Any] = {"uuid": ids[to.lower()]}
     if additional:
         left_out = [
