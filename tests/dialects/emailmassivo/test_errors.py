@@ -326,3 +326,13 @@ async def test_an_unknown_path_or_method_answers_in_the_doors_shape(
     response = await client.request(method, path)
 
     error_of(response, status)
+
+
+async def test_an_idempotency_key_over_256_characters_is_400(
+    client: httpx.AsyncClient, account: Account, refused: Any
+) -> None:
+    response = await client.post(
+        SEND, headers=account.headers, json={**mail(), "idempotencyKey": "k" * 257}
+    )
+
+    assert await refused(response, 400) == "idempotencyKey is longer than 256 characters"

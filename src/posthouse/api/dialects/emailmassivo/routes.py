@@ -73,6 +73,7 @@ WARNING = (
     "uuid and sends nothing"
 )
 INVALID_ADDRESS = "Invalid email address"
+MAX_KEY = 256
 # "The request accepts any system headers, but those set by us have priority": the
 # caller's values of these are never sent.
 SERVICE_HEADERS = frozenset(
@@ -299,8 +300,12 @@ def _stored_key(key: str, fingerprint: str) -> str:
 async def _accept(
     request: Request, session: SessionDep, caller: Caller, body: SendBody | TemplateBody
 ) -> Response:
-    send, additional = _send_request(body)
     key = body.idempotencyKey or None
+    if key is not None and len(key) > MAX_KEY:
+        raise ValidationFailed(
+            f"idempotencyKey is longer than {MAX_KEY} characters", field="idempotencyKey"
+        )
+    send, additional = _send_request(body)
 
     async def action(options: SubmitOptions) -> tuple[Accepted, str]:
         options.required_kinds = frozenset({"to"})
