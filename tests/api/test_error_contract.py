@@ -156,7 +156,6 @@ ENVELOPE = Door(
 )
 
 
-
 def _emailmassivo_status(error: PosthouseError) -> int:
     """Seed 001's table: 400 for attachments and templates, 402 quota, 403 an inactive
     key (or workspace), 404 a sending domain it cannot use."""
