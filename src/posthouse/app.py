@@ -12,7 +12,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException
 
 from posthouse import __version__
-from posthouse.accounts.service import CredentialCache
+from posthouse.accounts.service import CredentialCache, WorkspaceKeyCache
 from posthouse.api import tracking as tracking_router
 from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
@@ -70,6 +70,7 @@ def create_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         ttl = settings.auth_cache_seconds
         app.state.credential_cache = CredentialCache(ttl=ttl) if ttl > 0 else None
+        app.state.workspace_key_cache = WorkspaceKeyCache(ttl=ttl) if ttl > 0 else None
         app.state.verified_domains = VerifiedDomainCache(ttl=ttl) if ttl > 0 else None
         secret = settings.secret_key.get_secret_value()
         app.state.history_tokens = Tokens(secret)

@@ -111,7 +111,9 @@ async def credentials(request: Request, session: SessionDep) -> Caller:
     if not key:
         raise Unauthenticated("X-Api-Key is required")
     try:
-        found = await accounts_service.authenticate_workspace_key(session, token=key, scope=None)
+        found = await accounts_service.authenticate_workspace_key(
+            session, token=key, scope=None, cache=request.app.state.workspace_key_cache
+        )
     except Unauthenticated:
         if tokens.split_workspace_key(key) is None:
             raise
