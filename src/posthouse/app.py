@@ -22,6 +22,8 @@ from posthouse.api.dialects.emailmassivo import routes as emailmassivo
 from posthouse.api.dialects.emailmassivo.errors import render_error as emailmassivo_render_error
 from posthouse.api.dialects.envelope import routes as envelope
 from posthouse.api.dialects.envelope.errors import render_error as envelope_render_error
+from posthouse.api.dialects.sendclean import routes as sendclean
+from posthouse.api.dialects.sendclean.errors import render_error as sendclean_render_error
 from posthouse.api.errors import ErrorRenderer, app_error_handler
 from posthouse.api.limits import BodySizeLimit
 from posthouse.api.native import history as native_history
@@ -49,7 +51,11 @@ log = logging.getLogger(__name__)
 DOOR_ERROR_SHAPES: list[tuple[str, ErrorRenderer]] = [
     ("/v1/", envelope_render_error),
     ("/api/v1/external-mails/", emailmassivo_render_error),
+    ("/messages/", sendclean_render_error),
+    ("/v1.0/", sendclean_render_error),
 ]
+# Seed 003's paths: the document names both.
+SENDCLEAN_PREFIXES = ("/messages", "/v1.0/messages")
 
 
 def create_app(
@@ -131,6 +137,8 @@ def create_app(
     app.include_router(envelope.router)
     app.include_router(envelope.downloads_router)
     app.include_router(emailmassivo.router)
+    for prefix in SENDCLEAN_PREFIXES:
+        app.include_router(sendclean.router, prefix=prefix)
     # Unknown paths and methods: the shape of the door whose prefix the path is under,
     # else the native one, like every route's own errors.
     handler = app_error_handler(render_error, DOOR_ERROR_SHAPES)

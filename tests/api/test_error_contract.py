@@ -17,6 +17,7 @@ from posthouse import errors
 from posthouse.api.dialects.emailmassivo.errors import ApiKeyNotFound
 from posthouse.api.dialects.emailmassivo.errors import render_error as emailmassivo_render
 from posthouse.api.dialects.envelope.errors import render_error as envelope_render
+from posthouse.api.dialects.sendclean.errors import render_error as sendclean_render
 from posthouse.api.native.errors import SenderNotRegistered
 from posthouse.api.native.errors import render_error as native_render
 from posthouse.errors import PosthouseError
@@ -207,10 +208,44 @@ EMAILMASSIVO = Door(
     },
 )
 
+
+def _sendclean_body(error: PosthouseError, body: dict[str, Any]) -> None:
+    """Seed 003: one body, its three names; a credential problem is "Token MissMatch"."""
+    assert set(body) == {"status", "code", "name", "message"}
+    assert (body["status"], body["code"]) == ("error", -1)
+    assert body["name"] in ("ValidationError", "GeneralError", "AuthenticationError")
+    assert body["message"]
+    client_mistake = errors.ValidationFailed | errors.AttachmentRejected | errors.RequestTooLarge
+    if isinstance(error, client_mistake | errors.NotFound | errors.MethodNotAllowed):
+        assert body["name"] == "ValidationError"
+    if isinstance(error, errors.Unauthenticated):
+        assert body == {
+            "status": "error",
+            "code": -1,
+            "name": "AuthenticationError",
+            "message": "Token MissMatch",
+        }
+    if isinstance(error, errors.QuotaExceeded | errors.RateLimited | errors.ServiceUnavailable):
+        assert body["name"] == "GeneralError"
+
+
+SENDCLEAN = Door(
+    render=sendclean_render,
+    status=lambda error: error.status_code,
+    check_body=_sendclean_body,
+    wording={
+        errors.Unauthenticated: "Token MissMatch",
+        errors.ValidationFailed: "message.headers.Reply-To accepts at most 50 addresses",
+        errors.RequestTooLarge: "message.html is larger than 10 MB",
+        errors.SenderNotFound: "message.from_email is not a sender of this account",
+    },
+)
+
 DOORS = [
     pytest.param(NATIVE, id="native"),
     pytest.param(ENVELOPE, id="seed004"),
     pytest.param(EMAILMASSIVO, id="seed001"),
+    pytest.param(SENDCLEAN, id="seed003"),
 ]
 
 

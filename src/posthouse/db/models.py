@@ -171,6 +171,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
         Index("ix_message_sender_subject", "sender_id", "subject_key", "created_at"),
         Index("ix_message_content", "workspace_id", "content_hash", "created_at"),
         Index("ix_message_workspace_created", "workspace_id", "created_at"),
+        # Seed 003's getMessageInfo: a workspace's messages with one X-Unique-Id, in order.
+        Index("ix_message_workspace_external", "workspace_id", "external_id", "created_at"),
     )
 
     # No foreign keys to workspace and sender here, nor on delivery and event: every
@@ -196,7 +198,7 @@ class Message(IdMixin, CreatedAtMixin, Base):
     references: Mapped[str | None] = mapped_column(Text)
     original_message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"))
     content_hash: Mapped[str] = mapped_column(String(64))
-    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
     track_opens: Mapped[bool] = mapped_column(Boolean, default=False)
     # Links in the HTML part (track_clicks) and in the text part (track_text_clicks).
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=False)

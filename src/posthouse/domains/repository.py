@@ -19,6 +19,18 @@ class DomainRepository:
             select(Domain).where(Domain.workspace_id == workspace_id, Domain.name == name)
         )
 
+    async def holds(self, workspace_id: uuid.UUID, name: str) -> bool:
+        """Whether ``name`` is one of the workspace's domains or their return-path domains."""
+        found = await self.session.scalar(
+            select(Domain.id)
+            .where(
+                Domain.workspace_id == workspace_id,
+                or_(Domain.name == name, Domain.return_path_domain == name),
+            )
+            .limit(1)
+        )
+        return found is not None
+
     async def by_name(self, name: str) -> list[Domain]:
         return list(await self.session.scalars(select(Domain).where(Domain.name == name)))
 

@@ -406,3 +406,22 @@ async def workspace_for(
 
 async def is_verified(session: AsyncSession, *, workspace_id: uuid.UUID, name: str) -> bool:
     return await DomainRepository(session).is_verified(workspace_id, name)
+
+
+async def ensure_workspace_domain(
+    session: AsyncSession, *, workspace_id: uuid.UUID, name: object, field: str
+) -> str:
+    """``name`` as one of the workspace's domains (or their return-path domains), which a
+    request may name for its tracking, signing or return path; any other is refused, so
+    no request borrows a domain it was never given."""
+    if not isinstance(name, str) or not name or len(name) > 253:
+        raise ValidationFailed(f"{field} must be a domain name", field=field)
+    try:
+        normal = normalize_domain(name)
+    except ValidationFailed:
+        raise ValidationFailed(f"{field} must be a domain name", field=field) from None
+    if not await DomainRepository(session).holds(workspace_id, normal):
+        raise ValidationFailed(
+            f"{field} {shown(name)} is not a domain of this account", field=field
+        )
+    return normal

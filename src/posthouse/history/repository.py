@@ -317,6 +317,34 @@ class HistoryRepository:
             for row in await self.session.execute(statement)
         ]
 
+    # Copies of a workspace's messages by their external id (seed 003's X-Unique-Id).
+
+    async def copies_by_external_id(
+        self, workspace_id: uuid.UUID, external_id: str, *, offset: int, limit: int
+    ) -> list[tuple[Delivery, Message]]:
+        """Each recipient's copy of the workspace's messages with this external id, in
+        the order they were accepted (ix_message_workspace_external)."""
+        statement = (
+            select(Delivery, Message)
+            .join(Message, Message.id == Delivery.message_id)
+            .where(Message.workspace_id == workspace_id, Message.external_id == external_id)
+            .order_by(Message.created_at, Message.id, Delivery.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(statement)]
+
+    async def attachment_bytes(self, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """The size of each message's files together (messages without any are absent)."""
+        if not message_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Attachment.message_id, func.sum(Attachment.size))
+            .where(Attachment.message_id.in_(message_ids))
+            .group_by(Attachment.message_id)
+        )
+        return {row[0]: int(row[1] or 0) for row in rows}
+
     # Messages: the native history.
 
     async def messages(

@@ -500,3 +500,77 @@ async def poll_feed(
     events = events[:limit]
     next_cursor = tokens.encode(key, events[-1].position) if events else cursor
     return FeedPage(events, next_cursor, has_more)
+
+
+# Seed 003's message information: every copy of the messages a client tagged with its own
+# id (X-Unique-Id), with their opens and clicks one by one.
+
+
+# Far beyond any real list, and small enough that the offset fits every database's integer.
+MAX_TAGGED_PAGE = 100_000
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One open or click as a person made it (machines' hits are left out, as in counts)."""
+
+    ip: str | None
+    user_agent: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TaggedCopy:
+    delivery: Delivery
+    message: Message
+    attachment_bytes: int
+    opens: list[Hit]
+    clicks: list[Hit]
+
+    @property
+    def content_bytes(self) -> int:
+        """The message's content as accepted: HTML, text and files, before MIME encoding."""
+        message = self.message
+        bodies = (message.html or "", message.text or "")
+        return sum(len(b.encode("utf-8", "surrogatepass")) for b in bodies) + self.attachment_bytes
+
+
+def _hits(events: list[Event], kind: EventType) -> list[Hit]:
+    return [
+        Hit(_text(event.data.get("ip")), _text(event.data.get("user_agent")), event.occurred_at)
+        for event in events
+        if event.type == kind and not event.data.get("machine")
+    ]
+
+
+async def tagged_copies(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    external_id: str,
+    page: int,
+    per_page: int,
+) -> list[TaggedCopy]:
+    """Page ``page`` (from 0) of the copies of the workspace's messages with this
+    external id, oldest message first; another workspace's look like none at all."""
+    if not 0 <= page <= MAX_TAGGED_PAGE:
+        raise ValidationFailed(f"page must be 0 to {MAX_TAGGED_PAGE}", field="page")
+    repository = HistoryRepository(session)
+    rows = await repository.copies_by_external_id(
+        workspace_id, external_id, offset=page * per_page, limit=per_page
+    )
+    sizes = await repository.attachment_bytes(list({message.id for _, message in rows}))
+    by_delivery: dict[uuid.UUID, list[Event]] = {delivery.id: [] for delivery, _ in rows}
+    for event in await repository.events_of(list(by_delivery)):
+        if event.delivery_id in by_delivery:
+            by_delivery[event.delivery_id].append(event)
+    return [
+        TaggedCopy(
+            delivery,
+            message,
+            sizes.get(message.id, 0),
+            _hits(by_delivery[delivery.id], EventType.OPEN),
+            _hits(by_delivery[delivery.id], EventType.CLICK),
+        )
+        for delivery, message in rows
+    ]

@@ -9,7 +9,7 @@ it compares: for a 5 KB table that doubled the cost of the whole conversion.
 """
 
 import re
-from html import unescape
+from html import escape, unescape
 
 
 def _any_case(word: str) -> str:
@@ -146,3 +146,14 @@ def tidy(text: str) -> str:
     text = _squeeze(text.translate(_LINE_SPACE), "  ", " ")
     text = text.replace(" \n", "\n").replace("\n ", "\n")
     return _squeeze(text, "\n\n\n", "\n\n").strip() + "\n"
+
+
+def text_to_html(text: str) -> str:
+    """An HTML version of plain text (seed 003's AutoHtml): escaped, a paragraph per
+    blank-line-separated block, line breaks kept."""
+    normal = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = [block.strip("\n") for block in re.split(r"\n\s*\n", normal) if block.strip()]
+    return "".join(
+        "<p>" + "<br>\n".join(escape(line) for line in block.split("\n")) + "</p>\n"
+        for block in blocks
+    )

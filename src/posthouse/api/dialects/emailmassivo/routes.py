@@ -47,7 +47,7 @@ from posthouse.api.dialects.emailmassivo.schemas import (
     json_body_doc,
 )
 from posthouse.api.errors import validation_failed
-from posthouse.api.json_body import MAX_JSON_DEPTH, load_json_object
+from posthouse.api.multipart import MAX_JSON_DEPTH, json_object
 from posthouse.api.rate_limits import rate_limited
 from posthouse.api.routing import front_door_route
 from posthouse.config import Settings
@@ -127,8 +127,14 @@ CallerDep = Annotated[Caller, Depends(credentials)]
 Body = TypeVar("Body", bound=BaseModel)
 
 
-def _parse(request_body: bytes, model: type[Body]) -> Body:
-    payload = load_json_object(request_body, field="body", max_depth=MAX_JSON_DEPTH)
+def _parse(request: Request, request_body: bytes, model: type[Body]) -> Body:
+    payload = json_object(
+        request_body,
+        field="body",
+        # Files travel inside it as base64: the request's own limit bounds it.
+        max_bytes=request.app.state.settings.max_request_bytes,
+        max_depth=MAX_JSON_DEPTH,
+    )
     try:
         return model.model_validate(payload)
     except ValidationError as error:
@@ -351,7 +357,7 @@ async def _accept(
 )
 async def send_mail(request: Request, session: SessionDep, caller: CallerDep) -> Response:
     """Queue the email to mail.to and a copy to each cc and bcc address; 200 once stored."""
-    body = _parse(await request.body(), SendBody)
+    body = _parse(request, await request.body(), SendBody)
     return await _accept(request, session, caller, body)
 
 
@@ -365,5 +371,5 @@ async def send_mail(request: Request, session: SessionDep, caller: CallerDep) ->
 )
 async def send_by_template(request: Request, session: SessionDep, caller: CallerDep) -> Response:
     """Render the stored template idTemplateMailUser with params, and queue it as /send."""
-    body = _parse(await request.body(), TemplateBody)
+    body = _parse(request, await request.body(), TemplateBody)
     return await _accept(request, session, caller, body)
