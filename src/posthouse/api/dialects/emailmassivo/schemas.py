@@ -132,26 +132,6 @@ def json_body_doc(body: type[BaseModel]) -> dict[str, Any]:
         "parameters": [API_KEY_HEADER],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": inlined(body)}},
+            "content": {"application/json": {"schema": documented.inlined_schema(body)}},
         },
     }
-
-
-def inlined(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its nested models written in place (openapi_extra
-    bypasses FastAPI's registration of $defs in the document's components)."""
-    schema = model.model_json_schema(by_alias=True)
-    definitions = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(definitions[ref.removeprefix("#/$defs/")])
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
