@@ -22,6 +22,8 @@ from posthouse.api.dialects.emailmassivo import routes as emailmassivo
 from posthouse.api.dialects.emailmassivo.errors import render_error as emailmassivo_render_error
 from posthouse.api.dialects.envelope import routes as envelope
 from posthouse.api.dialects.envelope.errors import render_error as envelope_render_error
+from posthouse.api.dialects.everlytic import routes as everlytic
+from posthouse.api.dialects.everlytic.errors import render_error as everlytic_render_error
 from posthouse.api.dialects.sendclean import routes as sendclean
 from posthouse.api.dialects.sendclean.errors import render_error as sendclean_render_error
 from posthouse.api.errors import ErrorRenderer, app_error_handler
@@ -53,6 +55,7 @@ DOOR_ERROR_SHAPES: list[tuple[str, ErrorRenderer]] = [
     ("/api/v1/external-mails/", emailmassivo_render_error),
     ("/messages/", sendclean_render_error),
     ("/v1.0/", sendclean_render_error),
+    ("/transactional/email/", everlytic_render_error),
 ]
 # Seed 003's paths: the document names both.
 SENDCLEAN_PREFIXES = ("/messages", "/v1.0/messages")
@@ -132,6 +135,7 @@ def create_app(
     app.include_router(suppressions_router.router)
     app.include_router(domains_router.router)
     app.include_router(templates_router.router)
+    app.include_router(tracking_router.hits)
     app.include_router(tracking_router.router)
     app.include_router(usecases_router.router)
     app.include_router(envelope.router)
@@ -139,6 +143,7 @@ def create_app(
     app.include_router(emailmassivo.router)
     for prefix in SENDCLEAN_PREFIXES:
         app.include_router(sendclean.router, prefix=prefix)
+    app.include_router(everlytic.router)
     # Unknown paths and methods: the shape of the door whose prefix the path is under,
     # else the native one, like every route's own errors.
     handler = app_error_handler(render_error, DOOR_ERROR_SHAPES)

@@ -17,6 +17,8 @@ from posthouse import errors
 from posthouse.api.dialects.emailmassivo.errors import ApiKeyNotFound
 from posthouse.api.dialects.emailmassivo.errors import render_error as emailmassivo_render
 from posthouse.api.dialects.envelope.errors import render_error as envelope_render
+from posthouse.api.dialects.everlytic.errors import UnknownSendingDomain
+from posthouse.api.dialects.everlytic.errors import render_error as everlytic_render
 from posthouse.api.dialects.sendclean.errors import render_error as sendclean_render
 from posthouse.api.native.errors import SenderNotRegistered
 from posthouse.api.native.errors import render_error as native_render
@@ -45,6 +47,7 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.SenderNotFound: errors.SenderNotFound(),
     SenderNotRegistered: SenderNotRegistered(),
     ApiKeyNotFound: ApiKeyNotFound(),
+    UnknownSendingDomain: UnknownSendingDomain("fakedomain.com"),
     errors.MessageNotFound: errors.MessageNotFound("ema_01JABC"),
     errors.RequestTooLarge: errors.RequestTooLarge("html is larger than 10 MB", field="html"),
     errors.AttachmentTooLarge: errors.AttachmentTooLarge("attachment 'a.pdf' is too large"),
@@ -241,11 +244,75 @@ SENDCLEAN = Door(
     },
 )
 
+
+def _everlytic_status(error: PosthouseError) -> int:
+    """Seed 002's codes (docs/compatibility.md): its 400, 401 and 412 where they fit."""
+    table: list[tuple[type[PosthouseError], int]] = [
+        (errors.Unauthenticated, 401),
+        (errors.Forbidden, 401),
+        (errors.SenderNotFound, 400),
+        (errors.TemplateNotFound, 412),
+        (errors.TemplateInvalid, 412),
+        (errors.TemplateRenderFailed, 412),
+        (errors.NotFound, 404),
+        (errors.AttachmentTooLarge, 413),
+        (errors.AttachmentRejected, 400),
+        (errors.RecipientsSuppressed, 400),
+        (errors.QuotaExceeded, 400),
+        (errors.WorkspaceSuspended, 400),
+        (errors.DomainNotVerified, 400),
+        (errors.IdempotencyInFlight, 409),
+    ]
+    for cls, status in table:
+        if isinstance(error, cls):
+            return status
+    if isinstance(error, errors.ValidationFailed):
+        return 400 if error.field is None else 412
+    return error.status_code
+
+
+def _everlytic_body(error: PosthouseError, body: dict[str, Any]) -> None:
+    assert list(body) == ["code", "message", "error"]
+    assert body["code"] == _everlytic_status(error)
+    [detail] = body["error"]["errors"]
+    assert list(detail) == ["domain", "reason", "message", "locationType", "location"]
+    assert detail["message"] == body["message"]
+    assert detail["reason"] in {
+        "invalid", "invalidParameter", "UnverifiedDomain", "required", "Attachment",
+        "Duplicate", "CustomHeaders", "NoQuota", "Suppressed", "RequestLimit", "ForbiddenAccess",
+    }  # fmt: skip
+    if body["code"] == 412:
+        [(field, [sentence])] = body["message"]["errors"].items()
+        assert field
+        assert sentence.startswith("The ")
+    else:
+        assert isinstance(body["message"], str)
+        assert body["message"]
+    if isinstance(error, errors.NotFound) and not isinstance(
+        error, errors.SenderNotFound | errors.TemplateNotFound
+    ):
+        assert body["message"] == "Not Found"
+
+
+EVERLYTIC = Door(
+    render=everlytic_render,
+    status=_everlytic_status,
+    check_body=_everlytic_body,
+    wording={
+        errors.Unauthenticated: "Login Required",
+        UnknownSendingDomain: "Send Failed - Unable to send: Unverified Domain - fakedomain.com",
+        errors.ValidationFailed: "The headers.reply_to.email is invalid",
+        errors.TemplateNotFound: "The selected options.template_id is invalid.",
+        errors.RateLimited: "Request Limit Exceeded",
+    },
+)
+
 DOORS = [
     pytest.param(NATIVE, id="native"),
     pytest.param(ENVELOPE, id="seed004"),
     pytest.param(EMAILMASSIVO, id="seed001"),
     pytest.param(SENDCLEAN, id="seed003"),
+    pytest.param(EVERLYTIC, id="seed002"),
 ]
 
 

@@ -139,3 +139,70 @@ class TestSuppressionCommands:
         assert [e["address"] for e in complaints] == ["bob@example.com"]
         assert missing.exit_code == 2
         assert [e["address"] for e in after] == ["bob@example.com"]
+
+    async def test_entries_scoped_to_a_use_case(self, posthouse: Cli) -> None:
+        await posthouse("workspace", "create", "shop")
+        await posthouse("domain", "add", "shop.example", "--workspace", "shop")
+        news = await posthouse.json(
+            "usecase", "add", "news", "--workspace", "shop", "--domain", "shop.example",
+            "--type", "marketing", "--json",
+        )  # fmt: skip
+        await posthouse("suppression", "add", "alice@example.com", "--workspace", "shop")
+        await posthouse(
+            "suppression", "add", "alice@example.com", "--workspace", "shop",
+            "--reason", "unsubscribe", "--use-case", news["id"],
+        )  # fmt: skip
+        listed = await posthouse.json("suppression", "list", "--workspace", "shop", "--json")
+        plain = await posthouse("suppression", "list", "--workspace", "shop")
+        bad = await posthouse(
+            "suppression", "add", "bob@example.com", "--workspace", "shop",
+            "--use-case", "news", check=False,
+        )  # fmt: skip
+        await posthouse(
+            "suppression", "remove", "alice@example.com", "--workspace", "shop",
+            "--use-case", news["id"],
+        )  # fmt: skip
+        after = await posthouse.json("suppression", "list", "--workspace", "shop", "--json")
+
+        assert sorted((e["reason"], e["scope"], e["useCaseId"]) for e in listed) == [
+            ("manual", "workspace", None),
+            ("unsubscribe", "use_case", news["id"]),
+        ]
+        assert f"unsubscribe\tuse case {news['id']}\t" in plain.stdout
+        assert "manual\tworkspace\t" in plain.stdout
+        assert bad.exit_code != 0
+        assert "use_case_id must be a UUID" in bad.output
+        assert [(e["reason"], e["scope"]) for e in after] == [("manual", "workspace")]
+
+
+class TestUseCaseCommands:
+    async def test_engagement_defaults_are_set_changed_and_inherited(self, posthouse: Cli) -> None:
+        await posthouse("workspace", "create", "shop")
+        await posthouse("domain", "add", "shop.example", "--workspace", "shop")
+        added = await posthouse.json(
+            "usecase", "add", "news", "--workspace", "shop", "--domain", "shop.example",
+            "--track-opens", "on", "--track-clicks", "html", "--json",
+        )  # fmt: skip
+        updated = await posthouse.json(
+            "usecase", "update", "news", "--workspace", "shop", "--track-opens", "inherit",
+            "--json",
+        )  # fmt: skip
+        by_id = await posthouse(
+            "usecase", "update", added["id"], "--workspace", "shop", "--track-clicks", "both"
+        )
+        listed = await posthouse.json("usecase", "list", "--workspace", "shop", "--json")
+        wrong = await posthouse(
+            "usecase", "update", "news", "--workspace", "shop", "--track-opens", "yes",
+            check=False,
+        )  # fmt: skip
+        unknown = await posthouse(
+            "usecase", "update", "gone", "--workspace", "shop", "--track-opens", "on",
+            check=False,
+        )  # fmt: skip
+
+        assert (added["track_opens"], added["track_clicks"]) == (True, "html")
+        assert (updated["track_opens"], updated["track_clicks"]) == (None, "html")
+        assert "track opens: inherit, track clicks: both" in by_id.stdout
+        assert [(u["track_opens"], u["track_clicks"]) for u in listed] == [(None, "both")]
+        assert wrong.exit_code != 0
+        assert unknown.exit_code != 0

@@ -7,12 +7,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import column, insert, table, text
+from sqlalchemy import column, insert, select, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from posthouse.db.engine import create_engine
 from posthouse.db.migrate import alembic_config
-from posthouse.db.models import Base, Suppression, Workspace
+from posthouse.db.models import WORKSPACE_SCOPE, Base, Suppression, Workspace
 from posthouse.delivery.worker import Worker
 from tests.conftest import SenderTokens, multipart
 from tests.smtp_server import SmtpServer
@@ -91,6 +92,23 @@ _WORKSPACE_AT_0004 = table(
                      "rate_window_days", "created_at")
     ),
 )  # fmt: skip
+_SUPPRESSION_AT_0004 = table(
+    "suppression",
+    *(
+        column(name, Suppression.__table__.c[name].type)
+        for name in ("id", "workspace_id", "address", "reason", "created_at")
+    ),
+)
+
+
+async def _insert_old_workspace(connection: AsyncConnection) -> None:
+    """The workspace as its table was at 0004: later migrations add columns to it."""
+    await connection.execute(
+        insert(_WORKSPACE_AT_0004).values(
+            id=WORKSPACE, name="w", max_bounce_rate=0.05, max_complaint_rate=0.001,
+            rate_min_volume=100, rate_window_days=30, created_at=NOW,
+        )
+    )  # fmt: skip
 
 
 async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
@@ -101,19 +119,13 @@ async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
     await asyncio.to_thread(command.downgrade, config, before)
     engine = create_engine(database_url, null_pool=True)
     async with engine.begin() as connection:
-        # The workspace as its table was then: later migrations add columns to it.
-        await connection.execute(
-            insert(_WORKSPACE_AT_0004).values(
-                id=WORKSPACE, name="w", max_bounce_rate=0.05, max_complaint_rate=0.001,
-                rate_min_volume=100, rate_window_days=30, created_at=NOW,
-            )
-        )  # fmt: skip
+        await _insert_old_workspace(connection)
         for number, (address, reason) in enumerate(
             [("Victim@example.com", "complaint"), ("victim@example.com", "manual"),
              ("Other@Example.com", "manual")]
         ):  # fmt: skip
             await connection.execute(
-                insert(Suppression.__table__).values(
+                insert(_SUPPRESSION_AT_0004).values(
                     id=uuid.UUID(int=number + 1),
                     workspace_id=WORKSPACE,
                     address=address,
@@ -133,3 +145,46 @@ async def test_issue_15_stores_suppressed_addresses_in_their_canonical_form(
             ("victim@example.com", "complaint"),  # the first entry's cause is kept
         ]
     await engine.dispose()
+
+
+async def test_issue_18_makes_existing_suppressions_workspace_wide_and_back(
+    database_url: str,
+) -> None:
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "i18_engagement")
+    engine = create_engine(database_url, null_pool=True)
+    use_case = uuid.UUID(int=7)
+    async with engine.begin() as connection:
+        await _insert_old_workspace(connection)
+        await connection.execute(
+            insert(_SUPPRESSION_AT_0004).values(
+                id=uuid.UUID(int=1),
+                workspace_id=WORKSPACE,
+                address="victim@example.com",
+                reason="complaint",
+                created_at=NOW,
+            )
+        )
+
+    await asyncio.to_thread(command.upgrade, config, "head")
+    async with engine.begin() as connection:
+        scopes = list(await connection.scalars(select(Suppression.scope_id)))
+        # The same address for one use case only: a second entry, not a conflict.
+        await connection.execute(
+            insert(Suppression).values(
+                id=uuid.UUID(int=2),
+                workspace_id=WORKSPACE,
+                address="victim@example.com",
+                reason="unsubscribe",
+                scope_id=use_case,
+                created_at=NOW,
+            )
+        )
+    await asyncio.to_thread(command.downgrade, config, "i18_engagement")
+    async with engine.connect() as connection:
+        kept = [tuple(r) for r in await connection.execute(text("SELECT reason FROM suppression"))]
+    await asyncio.to_thread(command.upgrade, config, "head")
+    await engine.dispose()
+
+    assert scopes == [WORKSPACE_SCOPE]
+    assert kept == [("complaint",)]  # use-case entries have no place in the old list

@@ -43,7 +43,16 @@ async def test_the_cli_sets_up_a_use_case_and_a_key_that_sends_and_reads(
     assert shown["id"] == workspace_id
     assert uuid.UUID(domain["id"])
     assert domain_shown["id"] == domain["id"]
-    assert sorted(use_case) == ["from", "id", "name", "setup_id", "type", "workspace_id"]
+    assert sorted(use_case) == [
+        "from",
+        "id",
+        "name",
+        "setup_id",
+        "track_clicks",
+        "track_opens",
+        "type",
+        "workspace_id",
+    ]
     assert (use_case["name"], use_case["type"], use_case["from"]) == (
         "receipts",
         "transactional",

@@ -6,12 +6,14 @@ request's last write runs autocommitted, and its connection must go back to the 
 transactional.
 """
 
-from sqlalchemy import select
+import uuid
+
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.accounts.service import authenticate_sender
 from posthouse.db.engine import create_engine, create_sessionmaker
-from posthouse.db.models import Attachment, Delivery, DeliveryStatus, Message
+from posthouse.db.models import Attachment, Delivery, DeliveryStatus, Message, UseCase
 from posthouse.protections import suppression
 from posthouse.sending import service as sending_service
 from posthouse.sending.schemas import AttachmentInput, Caller, SendRequest
@@ -180,3 +182,56 @@ class TestAdd:
         assert message is not None
         assert len(attachments) == 1
         assert [d.recipient for d in deliveries] == ["user1@example.com"]
+
+    async def test_use_case_scoped_entries_cost_no_statement_of_their_own(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        database_url: str,
+        sender: SenderTokens,
+    ) -> None:
+        # user0 is suppressed for the whole workspace and for the use case (two entries,
+        # one suppressed recipient), user1 for another use case only, user2 not at all.
+        credentials = await _credentials(sessionmaker, sender)
+        news = UseCase(id=uuid.uuid4(), name="news", type="marketing")
+        workspace_id = credentials.workspace.id
+        async with sessionmaker.begin() as session:
+            await suppression.add_automatic(
+                session,
+                entries=[
+                    suppression.AutomaticEntry(workspace_id, address, reason, None, use_case)
+                    for address, use_case in (
+                        ("user0@example.com", None),
+                        ("user0@example.com", news.id),
+                        ("user1@example.com", uuid.uuid4()),
+                    )
+                    for reason in [suppression.SuppressionReason.UNSUBSCRIBE]
+                ],
+            )
+        engine = create_engine(database_url, pool_size=1)
+        statements: list[str] = []
+        event.listen(
+            engine.sync_engine,
+            "before_cursor_execute",
+            lambda _c, _cur, sql, *_: statements.append(sql),
+        )
+        try:
+            async with create_sessionmaker(engine)() as session:
+                await session.connection()  # BEGIN is not the accept path's to count
+                statements.clear()
+                accepted = await sending_service.submit(
+                    session,
+                    caller=credentials,
+                    request=_request(sender, recipients=3, files=1),
+                    options=SubmitOptions(require_verified_domain=False, use_case=news),
+                )
+                counted = len(statements)
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+        _, _, deliveries = await _stored(sessionmaker, accepted)
+        assert accepted.suppressed == ["user0@example.com"]
+        assert [d.recipient for d in deliveries] == ["user1@example.com", "user2@example.com"]
+        # PostgreSQL: the one combined insert, as without scopes. SQLite: the suppression
+        # check, then the message, its file and its deliveries.
+        assert counted == (1 if database_url.startswith("postgresql") else 4)

@@ -2,23 +2,28 @@
 send through the native API, deliver to the real SMTP server and read the links back."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import aiosmtplib
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from posthouse.app import create_app
 from posthouse.config import Settings
 from posthouse.db.base import utcnow
 from posthouse.db.models import Delivery, Event
 from posthouse.delivery.worker import Worker
+from posthouse.domains.dns import split_host_port
 from tests.conftest import SenderTokens, multipart
 from tests.dns_server import DnsServer
 from tests.domains.conftest import MAIL_HOST
+from tests.helpers import wait_until
 from tests.smtp_server import SmtpServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -120,3 +125,31 @@ async def events_of(sessionmaker: Sessionmaker, *types: str) -> list[Event]:
 
 async def deliver(worker: Worker) -> None:
     await worker.run_until_idle()
+
+
+@pytest.fixture
+async def embedded_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The embedded app (``posthouse serve``): its worker delivers and its inbound
+    listener takes mail to the List-Unsubscribe mailto address. A test class uses it by
+    overriding ``app`` with it."""
+    application = create_app(settings, embedded_worker=True)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def delivered_mailto(smtp_server: SmtpServer, recipient: str = "alice@example.com") -> str:
+    """The List-Unsubscribe mailto address of the copy the embedded worker delivers to
+    ``recipient``, once it has."""
+
+    async def delivered() -> bool:
+        return any(recipient in m.rcpt_tos for m in smtp_server.received)
+
+    await wait_until(delivered, within=20)
+    header = received(smtp_server, recipient)["List-Unsubscribe"]
+    return str(header.split(",")[1].strip().strip("<>")[len("mailto:") :])
+
+
+def inbound_smtp(settings: Settings) -> aiosmtplib.SMTP:
+    """An SMTP client for the embedded app's inbound listener."""
+    host, port = split_host_port(settings.inbound_bind, default_port=2525)
+    return aiosmtplib.SMTP(hostname=host, port=port, start_tls=False)

@@ -2,9 +2,10 @@
 pair, the POST, the GET page, the mailto address through the inbound listener, and key
 rotation."""
 
-from collections.abc import AsyncIterator
+import html
+import re
+from urllib.parse import urljoin
 
-import aiosmtplib
 import dkim
 import httpx
 import pytest
@@ -16,18 +17,18 @@ from posthouse.app import create_app
 from posthouse.config import Settings
 from posthouse.db.models import InboundReport, Suppression
 from posthouse.delivery.worker import Worker
-from posthouse.domains.dns import split_host_port
 from tests.conftest import SenderTokens, make_workspace_key, multipart
 from tests.dns_server import DnsServer
 from tests.domains.conftest import add_verified, txt_lookup
-from tests.helpers import wait_until
 from tests.smtp_server import SmtpServer
 from tests.tracking.conftest import (
     FIREFOX,
     PUBLIC_URL,
     delivered_long_ago,
+    delivered_mailto,
     events_of,
     html_of,
+    inbound_smtp,
     paths,
     received,
     send,
@@ -156,6 +157,71 @@ class TestOneClick:
         assert "Unsubscribed" in confirmed.text
         assert await suppressions(sessionmaker) == [("alice@example.com", "unsubscribe")]
 
+    async def test_the_pages_button_posts_to_the_url_and_then_redirects(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        worker: Worker,
+        smtp_server: SmtpServer,
+        sessionmaker: Sessionmaker,
+    ) -> None:
+        await send(client, sender, unsubscribeRedirectUrl="https://shop.example/goodbye")
+        await worker.run_until_idle()
+        https = received(smtp_server, "alice@example.com")["List-Unsubscribe"].strip("<>")
+
+        page = await client.get(https[len(PUBLIC_URL) :])
+        [action] = re.findall(r'<form method="post" action="([^"]+)"', page.text)
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]+)"', page.text))
+        # What a browser does with the button: the form's action, relative to the page.
+        target = urljoin(https, html.unescape(action))
+        confirmed = await client.post(target[len(PUBLIC_URL) :], data=fields)
+
+        assert target == https
+        assert fields == ONE_CLICK
+        assert confirmed.status_code == 303
+        assert confirmed.headers["location"] == "https://shop.example/goodbye"
+        assert await suppressions(sessionmaker) == [("alice@example.com", "unsubscribe")]
+
+    async def test_an_added_or_changed_header_breaks_the_delivered_signature(
+        self,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        worker: Worker,
+        smtp_server: SmtpServer,
+        dns_server: DnsServer,
+        signed_domain: str,
+    ) -> None:
+        await send(
+            client,
+            sender,
+            unsubscribe=True,
+            replyTo=["help@shop.example"],
+            headers={"X-Campaign": "winter"},
+        )
+        await worker.run_until_idle()
+        [mail] = smtp_server.received
+        verify = txt_lookup(dns_server)
+        assert dkim.verify(mail.data, dnsfunc=verify)
+        end = mail.data.index(b"\r\n\r\n")
+        head, body = mail.data[:end], mail.data[end:]
+
+        for added in (
+            b"Reply-To: thief@evil.example",
+            b"To: someone@evil.example",
+            b"Cc: someone@evil.example",
+            b"Date: Mon, 1 Jan 2024 00:00:00 +0000",
+            b"Message-ID: <other@evil.example>",
+            b"In-Reply-To: <other@evil.example>",
+            b"References: <other@evil.example>",
+            b"Content-Type: text/plain",
+            b"MIME-Version: 1.0",
+            b"From: thief@evil.example",
+            b"Subject: changed",
+        ):
+            assert not dkim.verify(head + b"\r\n" + added + body, dnsfunc=verify), added
+        changed = mail.data.replace(b"X-Campaign: winter", b"X-Campaign: summer")
+        assert not dkim.verify(changed, dnsfunc=verify)
+
     @pytest.mark.parametrize("method", ["GET", "POST"])
     async def test_a_forged_token_is_404_and_unsubscribes_nobody(
         self,
@@ -212,11 +278,8 @@ class TestKeyRotation:
 
 class TestMailto:
     @pytest.fixture
-    async def app(self, settings: Settings) -> AsyncIterator[FastAPI]:
-        """The embedded app, with its inbound listener, for the mailto address."""
-        application = create_app(settings, embedded_worker=True)
-        async with application.router.lifespan_context(application):
-            yield application
+    def app(self, embedded_app: FastAPI) -> FastAPI:
+        return embedded_app
 
     async def test_mail_to_the_mailto_address_unsubscribes_through_the_inbound_listener(
         self,
@@ -228,18 +291,11 @@ class TestMailto:
         signed_domain: str,
     ) -> None:
         await send(client, sender, unsubscribe=True)
-
-        async def delivered() -> bool:  # by the embedded worker
-            return len(smtp_server.received) == 1
-
-        await wait_until(delivered, within=20)
-        header = received(smtp_server, "alice@example.com")["List-Unsubscribe"]
-        mailto = header.split(",")[1].strip().strip("<>")[len("mailto:") :]
-        host, port = split_host_port(settings.inbound_bind, default_port=2525)
+        mailto = await delivered_mailto(smtp_server)
         local, domain = mailto.split("@")
         forged = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
 
-        async with aiosmtplib.SMTP(hostname=host, port=port, start_tls=False) as smtp:
+        async with inbound_smtp(settings) as smtp:
             body = b"Subject: unsubscribe\r\n\r\nunsubscribe\r\n"
             _, forged_reply = await smtp.sendmail("alice@example.com", [forged], body)
             _, reply = await smtp.sendmail("alice@example.com", [mailto.upper()], body)

@@ -30,6 +30,16 @@ class AccountRepository:
             select(Sender).where(Sender.workspace_id == workspace_id, Sender.email == email)
         )
 
+    async def address_senders(self, workspace_id: uuid.UUID, *, limit: int) -> list[str]:
+        """Up to ``limit`` of the workspace's single-address senders (not ``@domain``)."""
+        rows = await self.session.scalars(
+            select(Sender.email)
+            .where(Sender.workspace_id == workspace_id, Sender.email.not_like("@%"))
+            .order_by(Sender.email)
+            .limit(limit)
+        )
+        return list(rows)
+
     async def key_with_owner(
         self, lookup_hash: str
     ) -> tuple[ApiKey, Sender | None, Workspace] | None:

@@ -164,6 +164,13 @@ async def sender_of_workspace(
     raise SenderNotFound()
 
 
+async def only_sender_address(session: AsyncSession, *, workspace_id: uuid.UUID) -> str | None:
+    """The workspace's one sender address, when it has exactly one (a door whose document
+    lets a send leave out its From sends from it); None otherwise."""
+    found = await AccountRepository(session).address_senders(workspace_id, limit=2)
+    return found[0] if len(found) == 1 else None
+
+
 async def create_workspace_key(
     session: AsyncSession, *, workspace_name: str, name: str = "", scopes: str = "admin send"
 ) -> IssuedKey:

@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import WorkspaceCredentials
@@ -25,7 +25,14 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_engine(request: Request) -> AsyncEngine:
+    """The app's engine, for routes that open no session (api.routing.sessionless_route)."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

@@ -160,28 +160,36 @@ async def read_multipart_send(
 
 
 def json_object(
-    text: bytes, *, field: str, max_bytes: int = MAX_PAYLOAD_BYTES, max_depth: int | None = None
+    text: bytes,
+    *,
+    field: str | None,
+    name: str | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+    max_depth: int | None = None,
 ) -> dict[str, Any]:
-    """A JSON object read within the bounds above (bytes, values, orjson's nesting depth,
-    or ``max_depth`` when given), or ValidationFailed naming ``field``: also for doors
-    whose whole body is JSON (files inside it as base64 make it larger, hence
-    ``max_bytes``)."""
+    """A JSON object as a door received it (a multipart part, a whole body): within the
+    bounds above (bytes, values before it is parsed, orjson's nesting depth, or
+    ``max_depth`` when given), strict JSON, an object; else ValidationFailed naming
+    ``field`` (None: the request as a whole). ``name`` is what the messages call it
+    (default: the field). Files inside a JSON body as base64 make it larger, hence
+    ``max_bytes``."""
+    name = name or field or "request body"
     if len(text) > max_bytes:
-        raise ValidationFailed(f"{field} exceeds {max_bytes // (1024 * 1024)} MB", field=field)
+        raise ValidationFailed(f"{name} exceeds {max_bytes // (1024 * 1024)} MB", field=field)
     if _json_values(text) > MAX_PAYLOAD_VALUES:
         raise ValidationFailed(
-            f"{field} holds more than {MAX_PAYLOAD_VALUES} JSON values", field=field
+            f"{name} holds more than {MAX_PAYLOAD_VALUES} JSON values", field=field
         )
     try:
         # orjson: a third of json's cost for a payload carrying 5 KB of HTML. It also
         # refuses what json lets through and the message cannot carry (lone surrogates).
         payload = orjson.loads(text.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError:
-        raise ValidationFailed(f"{field} is not valid JSON", field=field) from None
+        raise ValidationFailed(f"{name} is not valid JSON", field=field) from None
     if not isinstance(payload, dict):
-        raise ValidationFailed(f"{field} must be a JSON object", field=field)
+        raise ValidationFailed(f"{name} must be a JSON object", field=field)
     if max_depth is not None and _deeper_than(payload, max_depth):
-        raise ValidationFailed(f"{field} nests deeper than {max_depth} levels", field=field)
+        raise ValidationFailed(f"{name} nests deeper than {max_depth} levels", field=field)
     return payload
 
 

@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from posthouse.api.errors import ErrorRenderer, as_domain_error
 from posthouse.db.outage import is_unavailable
 from posthouse.errors import RequestTimeout
+from posthouse.sending.accept import Answer
 
 
 def _end(session: Session, *, commit: bool) -> None:
@@ -85,3 +87,39 @@ def front_door_route(render: ErrorRenderer) -> type[APIRoute]:
             return in_transaction
 
     return FrontDoorRoute
+
+
+def sessionless_route(render: ErrorRenderer) -> type[APIRoute]:
+    """A route class for requests that open no session and read no body (tracking hits:
+    each is one statement that commits on its own, events.repository.HitRepository).
+    Domain errors, and a database that cannot be reached, become ``render``'s response;
+    any other error propagates (a 500)."""
+
+    class SessionlessRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def answer(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as error:
+                    domain_error = as_domain_error(error)
+                    if domain_error is None:
+                        raise
+                    return render(domain_error)
+
+            return answer
+
+    return SessionlessRoute
+
+
+def answer_response(answer: Answer) -> Response:
+    """A send's answer as the door's JSON response: a replay says so, and the worker is
+    woken once the response (and so the commit) is done."""
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type="application/json",
+        headers={"Idempotency-Replayed": "true"} if answer.replayed else None,
+        background=BackgroundTask(answer.after_commit) if answer.after_commit else None,
+    )

@@ -13,9 +13,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
-from posthouse.api.deps import SessionDep, SettingsDep
+from posthouse.api.deps import EngineDep, SessionDep, SettingsDep
 from posthouse.api.rate_limits import client_ip
-from posthouse.api.routing import front_door_route
+from posthouse.api.routing import front_door_route, sessionless_route
 from posthouse.errors import PosthouseError
 from posthouse.tracking import service as tracking_service
 from posthouse.tracking.service import Visitor
@@ -28,6 +28,8 @@ def _render(error: PosthouseError) -> Response:
 
 
 router = APIRouter(tags=["tracking"], route_class=front_door_route(_render))
+# Pixel and click hits: one statement each on a connection of their own, no session.
+hits = APIRouter(tags=["tracking"], route_class=sessionless_route(_render))
 
 # Any string: the service refuses anything but a genuine token, with the same 404.
 Token = Annotated[str, Path()]
@@ -44,14 +46,14 @@ def _visitor(request: Request, settings: SettingsDep) -> Visitor:
     )
 
 
-@router.get("/t/o/{token}", summary="Open pixel")
-@router.head("/t/o/{token}", include_in_schema=False)
+@hits.get("/t/o/{token}", summary="Open pixel")
+@hits.head("/t/o/{token}", include_in_schema=False)
 async def open_pixel(
-    token: Token, request: Request, session: SessionDep, settings: SettingsDep
+    token: Token, request: Request, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """Records an Open and answers a 1x1 GIF that must not be cached."""
     await tracking_service.record_open(
-        session,
+        engine,
         signer=tracking_service.signer(settings),
         token=token,
         visitor=_visitor(request, settings),
@@ -59,14 +61,14 @@ async def open_pixel(
     return Response(_PIXEL, media_type="image/gif", headers=_NO_STORE)
 
 
-@router.get("/t/c/{token}", summary="Tracked link")
-@router.head("/t/c/{token}", include_in_schema=False)
+@hits.get("/t/c/{token}", summary="Tracked link")
+@hits.head("/t/c/{token}", include_in_schema=False)
 async def click(
-    token: Token, request: Request, session: SessionDep, settings: SettingsDep
+    token: Token, request: Request, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """Records a Click and redirects to the target recorded when the mail was built."""
     url = await tracking_service.record_click(
-        session,
+        engine,
         signer=tracking_service.signer(settings),
         token=token,
         visitor=_visitor(request, settings),

@@ -12,9 +12,18 @@ from posthouse.cli.common import (
 app = typer.Typer(help="Manage a workspace's suppression list.", no_args_is_help=True)
 
 SuppressionWorkspace = Annotated[str, typer.Option("--workspace", help="The workspace's name.")]
+UseCaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--use-case",
+        help="A use case's id: the entry covers its mail only (default: all the workspace's).",
+    ),
+]
 
 
 def _suppression_json(entry: Any) -> dict[str, Any]:
+    from posthouse.protections.schemas import scope_json
+
     return {
         "address": entry.address,
         "reason": entry.reason,
@@ -22,6 +31,7 @@ def _suppression_json(entry: Any) -> dict[str, Any]:
         "expiresAt": entry.expires_at.isoformat() if entry.expires_at else None,
         "sourceEventId": str(entry.source_event_id) if entry.source_event_id else None,
         "createdBy": entry.created_by,
+        **scope_json(entry),
     }
 
 
@@ -59,7 +69,8 @@ def suppression_list(
         typer.echo(json.dumps(entries))
         return
     for entry in entries:
-        typer.echo(f"{entry['address']}\t{entry['reason']}\t{entry['createdAt']}")
+        scope = f"use case {entry['useCaseId']}" if entry["useCaseId"] else "workspace"
+        typer.echo(f"{entry['address']}\t{entry['reason']}\t{scope}\t{entry['createdAt']}")
 
 
 @app.command("add")
@@ -72,6 +83,7 @@ def suppression_add(
     expires_at: Annotated[
         str | None, typer.Option(help="When the entry lapses (ISO 8601; UTC if no offset).")
     ] = None,
+    use_case: UseCaseOption = None,
 ) -> None:
     """Add an address to the suppression list (or replace its entry)."""
     import getpass
@@ -97,6 +109,7 @@ def suppression_add(
             reason=suppression.parse_reason(reason),
             expires_at=expires,
             created_by=f"cli {getpass.getuser()}",
+            use_case_id=suppression.parse_use_case(use_case),
         )
 
     entry = session_command(work)
@@ -107,6 +120,7 @@ def suppression_add(
 def suppression_remove(
     address: Annotated[str, typer.Argument(help="The address to send to again.")],
     workspace: SuppressionWorkspace,
+    use_case: UseCaseOption = None,
 ) -> None:
     """Remove an address from the suppression list."""
     from posthouse.protections import suppression
@@ -117,6 +131,7 @@ def suppression_remove(
             session,
             workspace_id=await workspaces.workspace_id(session, name=workspace),
             address=address,
+            use_case_id=suppression.parse_use_case(use_case),
         )
 
     session_command(work)

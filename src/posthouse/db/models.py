@@ -130,6 +130,9 @@ class UseCase(IdMixin, CreatedAtMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20))  # transactional, marketing
     from_email: Mapped[str] = mapped_column(String(320))
+    # Engagement defaults for its mail (sending.engagement); NULL: the workspace's.
+    track_opens: Mapped[bool | None] = mapped_column(Boolean)
+    track_clicks: Mapped[str | None] = mapped_column(String(5))
 
 
 class Template(IdMixin, CreatedAtMixin, Base):
@@ -412,12 +415,21 @@ class DestinationBlock(IdMixin, Base):
     reply: Mapped[str] = mapped_column(Text)
 
 
+# Suppression.scope_id of an entry that applies to all of a workspace's mail.
+WORKSPACE_SCOPE = uuid.UUID(int=0)
+
+
 class Suppression(IdMixin, CreatedAtMixin, Base):
+    """An address a workspace does not send to: any of its mail (``scope_id`` is
+    WORKSPACE_SCOPE), or only the mail of one use case (``scope_id`` is that use case: an
+    unsubscribe from it). Never NULL, so the unique constraint holds on both databases."""
+
     __tablename__ = "suppression"
-    __table_args__ = (UniqueConstraint("workspace_id", "address"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "address", "scope_id"),)
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspace.id"))
     address: Mapped[str] = mapped_column(String(320))
+    scope_id: Mapped[uuid.UUID] = mapped_column(Uuid, default=WORKSPACE_SCOPE)
     reason: Mapped[str] = mapped_column(String(20))
     expires_at: Mapped[datetime | None]
     source_event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -68,6 +68,7 @@ _CLAIM = (
         _delivery.c.attempts,
         _delivery.c.expires_at,
         _delivery.c.tracking_token,
+        _delivery.c.use_case_id,
     )
 )
 _RECORD = (
@@ -103,6 +104,7 @@ class ClaimedDelivery:
     attempts: int  # including the one this claim starts
     expires_at: datetime
     tracking_token: str
+    use_case_id: uuid.UUID | None  # its use case's suppressions apply too
 
 
 class QueueRepository:

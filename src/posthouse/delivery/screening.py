@@ -28,13 +28,17 @@ async def screen(session: AsyncSession, *, claimed: list[ClaimedDelivery]) -> li
     suspended = await reputation.suspended_among(
         session, workspace_ids={d.workspace_id for d in claimed}
     )
-    suppressed = await suppression.active_pairs(
+    suppressed = await suppression.active_among(
         session,
-        pairs={(d.workspace_id, d.recipient) for d in claimed if d.workspace_id not in suspended},
+        recipients={
+            (d.workspace_id, d.use_case_id, d.recipient)
+            for d in claimed
+            if d.workspace_id not in suspended
+        },
         now=now,
     )
     held = [d for d in claimed if d.workspace_id in suspended]
-    rejected = [d for d in claimed if (d.workspace_id, d.recipient) in suppressed]
+    rejected = [d for d in claimed if (d.workspace_id, d.use_case_id, d.recipient) in suppressed]
     if not held and not rejected:
         return claimed
     gate = DeliveryStateRepository(session)

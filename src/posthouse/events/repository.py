@@ -16,12 +16,16 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy.util import greenlet_spawn
 
 from posthouse.db import dialect
 from posthouse.db.arrays import insert_rows
 from posthouse.db.base import UTCDateTime
+from posthouse.db.driver_sql import DriverStatement, compile_for_driver, fetch_one_autocommitted
 from posthouse.db.models import Delivery, Event
 from posthouse.events.types import lower_states
 
@@ -56,35 +60,18 @@ class EventRepository:
                 stored.add(inserted)
         return stored
 
-    async def add_for_delivery(self, row: dict[str, Any]) -> bool:
-        """Insert one event whose workspace and message are its delivery's, read by the
-        same statement; False (nothing stored) when there is no such delivery."""
-        return (await self.session.execute(_EVENT_FOR_DELIVERY, row)).first() is not None
-
-    async def add_for_link(self, row: dict[str, Any]) -> tuple[str, datetime | None] | None:
-        """Insert one event for a delivery and the link recorded at ``position``, its URL
-        added to the event's data, in one statement; the URL and when the delivery was
-        sent, or None (nothing stored) when no such link was recorded."""
-        statement = _event_for_link(dialect.name_of(self.session))
-        found = (await self.session.execute(statement, row)).first()
-        if found is None:
-            return None
-        sent = found.data.get("delivered_at")
-        sent_at = datetime.fromisoformat(sent) if sent else None
-        if sent_at is not None and sent_at.tzinfo is None:
-            sent_at = sent_at.replace(tzinfo=UTC)  # SQLite keeps UTC times without a zone
-        return found.data["url"], sent_at
-
-    async def replace_data(self, event_id: uuid.UUID, data: dict[str, Any]) -> None:
-        await self.session.execute(update(Event).where(Event.id == event_id).values(data=data))
-
-    async def recipients(self, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    async def recipients(
+        self, delivery_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, uuid.UUID | None]]:
+        """Each delivery's recipient and the use case its mail went through."""
         if not delivery_ids:
             return {}
         rows = await self.session.execute(
-            select(Delivery.id, Delivery.recipient).where(Delivery.id.in_(delivery_ids))
+            select(Delivery.id, Delivery.recipient, Delivery.use_case_id).where(
+                Delivery.id.in_(delivery_ids)
+            )
         )
-        return {row.id: row.recipient for row in rows}
+        return {row.id: (row.recipient, row.use_case_id) for row in rows}
 
     async def raise_states(self, state: str, delivery_ids: list[uuid.UUID]) -> None:
         """Set the deliveries' derived state to ``state`` where it takes precedence."""
@@ -94,6 +81,61 @@ class EventRepository:
             .values(state=state)
             .execution_options(synchronize_session=False)
         )
+
+
+class HitRepository:
+    """The writes of tracking hits, each one statement on a pooled connection of its own,
+    outside any ORM session, in one greenlet from checkout to checkin. On PostgreSQL the
+    statement, compiled once, is run by asyncpg outside any transaction, so it commits on
+    its own (db.driver_sql); on SQLite it is a transaction of its own. A hit reads and
+    writes nothing that must be consistent with anything else, and the session's and
+    SQLAlchemy's work around its one statement was most of a hit's cost
+    (bench/README.md, tracking.py)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.dialect_name = dialect.name_of(engine)
+        self.postgresql = dialect.is_postgresql(engine)
+
+    async def _one(self, statement: Executable, row: dict[str, Any]) -> Any:
+        """The first row ``statement`` returns (indexable by position), or None."""
+        if self.postgresql:
+            compiled = _for_driver(statement, self.engine.dialect)
+            return await greenlet_spawn(fetch_one_autocommitted, self.engine, compiled, row)
+        return await greenlet_spawn(_in_transaction, self.engine, statement, row)
+
+    async def add_for_delivery(self, row: dict[str, Any]) -> bool:
+        """Insert one event whose workspace and message are its delivery's, read by the
+        same statement; False (nothing stored) when there is no such delivery."""
+        return await self._one(_EVENT_FOR_DELIVERY, row) is not None
+
+    async def add_for_link(self, row: dict[str, Any]) -> tuple[str, datetime | None] | None:
+        """Insert one event for a delivery and the link recorded at ``position``, its URL
+        added to the event's data, in one statement; the URL and when the delivery was
+        sent, or None (nothing stored) when no such link was recorded."""
+        found = await self._one(_event_for_link(self.dialect_name), row)
+        if found is None:
+            return None
+        data: dict[str, Any] = found[0]
+        sent = data.get("delivered_at")
+        sent_at = datetime.fromisoformat(sent) if sent else None
+        if sent_at is not None and sent_at.tzinfo is None:
+            sent_at = sent_at.replace(tzinfo=UTC)  # SQLite keeps UTC times without a zone
+        return data["url"], sent_at
+
+    async def replace_data(self, event_id: uuid.UUID, data: dict[str, Any]) -> None:
+        await self._one(_REPLACE_DATA, {"b_id": event_id, "b_data": data})
+
+
+def _in_transaction(engine: Engine, statement: Executable, row: dict[str, Any]) -> Any:
+    with engine.begin() as connection:
+        return connection.execute(statement, row).first()
+
+
+@cache
+def _for_driver(statement: Executable, dialect: Dialect) -> DriverStatement:
+    assert isinstance(statement, ClauseElement)
+    return compile_for_driver(statement, dialect)
 
 
 def _event_for_delivery() -> Insert:
@@ -112,6 +154,13 @@ def _event_for_delivery() -> Insert:
 
 
 _EVENT_FOR_DELIVERY = _event_for_delivery()
+_event = dialect.table_of(Event)
+_REPLACE_DATA = (
+    update(_event)
+    .where(_event.c.id == bindparam("b_id"))
+    .values(data=bindparam("b_data", type_=_event.c.data.type))
+    .returning(_event.c.id)
+)
 
 
 @cache

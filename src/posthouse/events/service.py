@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from posthouse.addresses import address_key
 from posthouse.db.base import new_id, utcnow
 from posthouse.errors import ValidationFailed
-from posthouse.events.repository import EventRepository
+from posthouse.events.repository import EventRepository, HitRepository
 from posthouse.events.types import STATE_OF_EVENT, EventType
 from posthouse.protections import reputation as reputation_service
 from posthouse.protections import suppression as suppression_service
@@ -34,7 +34,8 @@ async def ingest(session: AsyncSession, events: list[NewEvent]) -> None:
     This is the one place where outcomes protect the sender's reputation: a newly stored
     Permanent Bounce or Complaint suppresses its recipient (reason hard_bounce or
     complaint, with the event as source) and re-judges the workspace's rates, which may
-    suspend it; an Unsubscribe suppresses its recipient (reason unsubscribe). An event
+    suspend it; an Unsubscribe suppresses its recipient (reason unsubscribe) for the use
+    case its mail went through, or the whole workspace when it had none. An event
     ingested twice does this once.
     """
     received_at = utcnow()
@@ -79,7 +80,7 @@ async def _derive_states(repository: EventRepository, events: list[NewEvent]) ->
 
 
 async def ingest_for_delivery(
-    session: AsyncSession,
+    engine: AsyncEngine,
     *,
     delivery_id: uuid.UUID,
     type: EventType,
@@ -88,13 +89,14 @@ async def ingest_for_delivery(
     data: dict[str, Any],
 ) -> bool:
     """Store one event of a kind with no consequences (Open, Click) for a delivery known
-    only by its id, in one statement that reads the delivery's workspace and message;
-    False when there is no such delivery. The hot path of a tracking pixel."""
+    only by its id, in one statement that reads the delivery's workspace and message and
+    commits on its own (events.repository.HitRepository); False when there is no such
+    delivery. The hot path of a tracking pixel."""
     if _suppression_reason(
         NewEvent(uuid.UUID(int=0), uuid.UUID(int=0), delivery_id, type, occurred_at, "", data)
     ):
         raise ValueError(f"{type} events have consequences: use ingest()")
-    return await EventRepository(session).add_for_delivery(
+    return await HitRepository(engine).add_for_delivery(
         {
             "id": new_id(),
             "delivery_id": delivery_id,
@@ -118,7 +120,7 @@ class LinkEvent:
 
 
 async def ingest_for_link(
-    session: AsyncSession,
+    engine: AsyncEngine,
     *,
     delivery_id: uuid.UUID,
     position: int,
@@ -127,9 +129,9 @@ async def ingest_for_link(
     data: dict[str, Any],
 ) -> LinkEvent | None:
     """Store a Click for the link recorded at ``position`` of a delivery, the URL added to
-    its data, in one statement; None when no such link was recorded."""
+    its data, in one statement committed on its own; None when no such link was recorded."""
     event_id = new_id()
-    found = await EventRepository(session).add_for_link(
+    found = await HitRepository(engine).add_for_link(
         {
             "id": event_id,
             "delivery_id": delivery_id,
@@ -144,10 +146,10 @@ async def ingest_for_link(
     return LinkEvent(event_id, *found) if found is not None else None
 
 
-async def amend_data(session: AsyncSession, *, event_id: uuid.UUID, data: dict[str, Any]) -> None:
+async def amend_data(engine: AsyncEngine, *, event_id: uuid.UUID, data: dict[str, Any]) -> None:
     """Replace the data of an event of a kind with no consequences (a hit's machine flag
     that could only be judged once the event was stored)."""
-    await EventRepository(session).replace_data(event_id, data)
+    await HitRepository(engine).replace_data(event_id, data)
 
 
 def _suppression_reason(event: NewEvent) -> SuppressionReason | None:
@@ -166,7 +168,9 @@ async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEve
     )
     entries = []
     for row, event in new:
-        recipient = recipients.get(event.delivery_id) if event.delivery_id else None
+        recipient, use_case_id = (
+            recipients.get(event.delivery_id, (None, None)) if event.delivery_id else (None, None)
+        )
         address = address_key(recipient) if recipient is not None else None
         if address is None and isinstance(event.data.get("recipient"), str):
             try:
@@ -181,6 +185,9 @@ async def _protect(session: AsyncSession, new: list[tuple[dict[str, Any], NewEve
                     address=address,
                     reason=reason,
                     source_event_id=row["id"],
+                    # An unsubscribe leaves the use case's mail only; a bounce or a
+                    # complaint is about the address, so it stops everything.
+                    use_case_id=use_case_id if reason == SuppressionReason.UNSUBSCRIBE else None,
                 )
             )
     await suppression_service.add_automatic(session, entries=entries)

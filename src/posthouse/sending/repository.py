@@ -1,8 +1,6 @@
 """SQL for messages, their attachments and deliveries."""
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -27,6 +25,7 @@ from sqlalchemy.orm import Session, defer
 from posthouse.addresses import address_key
 from posthouse.db import dialect as db_dialect
 from posthouse.db.base import Base
+from posthouse.db.driver_sql import DriverStatement, compile_for_driver
 from posthouse.db.models import Attachment, Delivery, Message
 from posthouse.protections.repositories.suppression import (
     ACTIVE_SUPPRESSIONS_PG,
@@ -74,28 +73,14 @@ def _row_insert_unless(table: Table, prefix: str, unless: ColumnElement[bool]) -
     return insert(table).from_select(columns, values.where(~unless))
 
 
-@dataclass(frozen=True)
-class _DriverStatement:
-    """A statement SQLAlchemy compiled once, run as driver SQL: its text and, for each
-    positional parameter, the name it is bound by and its type's bind processor (JSON
-    serialisation, the UTC check), applied as SQLAlchemy would."""
-
-    sql: str
-    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-
-    def arguments(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            process(values[name]) if process else values[name] for name, process in self.parameters
-        )
-
-
 @lru_cache(maxsize=_COMBINED_MAX_ROWS * 4)
-def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> _DriverStatement:
+def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> DriverStatement:
     """PostgreSQL: ``WITH s AS (SELECT suppressed), m AS (INSERT message), a0 AS (INSERT
     attachment), ..., d0 AS (INSERT delivery), ... SELECT s.address``, built and compiled
     once per shape.
 
-    ``s`` is the recipients suppressed now; each delivery is inserted unless its
+    ``s`` is the recipients suppressed now (for the whole workspace or the message's use
+    case); each delivery is inserted unless its
     recipient is among them, the message and its files unless all of them are, and the
     statement answers with them. So the suppression check costs no round trip of its
     own, and a send with a suppressed recipient is still one statement.
@@ -104,8 +89,9 @@ def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> 
     statement (an execution context, 40 to 60 parameters processed by name) was about 5%
     of the api's CPU per accepted send."""
     suppressed = ACTIVE_SUPPRESSIONS_PG.cte("s")
-    # The recipients are distinct and an address is suppressed at most once per
-    # workspace, so "all suppressed" is a count.
+    # The recipients are distinct and ``s`` names each suppressed address once (it is
+    # DISTINCT: an address may be suppressed workspace-wide and for the use case), so
+    # "all suppressed" is a count.
     everyone = select(func.count()).select_from(suppressed).scalar_subquery() >= literal_column(
         str(deliveries)
     )
@@ -127,15 +113,7 @@ def _combined_statement(attachments: int, deliveries: int, dialect: Dialect) -> 
         for i in range(deliveries)
     ]
     statement = select(suppressed.c.address).add_cte(suppressed, *inserts)
-    compiled = statement.compile(dialect=dialect)
-    assert compiled.positiontup is not None  # asyncpg's numbered parameters
-    return _DriverStatement(
-        sql=compiled.string,
-        parameters=tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in compiled.positiontup
-        ),
-    )
+    return compile_for_driver(statement, dialect)
 
 
 def _combined_values(
@@ -192,6 +170,8 @@ class MessageRepository:
         autocommitted: one statement is atomic on its own, and it saves the BEGIN and
         COMMIT round trips, about a tenth of the api's CPU per accepted send."""
         workspace_id = message_row["workspace_id"]
+        # Entries scoped to the message's use case count as well as workspace-wide ones.
+        use_case_id = message_row["use_case_id"]
         recipients = [d["recipient"] for d in delivery_rows]
         # Suppressions are matched by address_key(); the answer names recipients as given.
         keys = [address_key(r) for r in recipients]
@@ -207,7 +187,7 @@ class MessageRepository:
                 message_row,
                 attachment_rows,
                 delivery_rows,
-                suppression_parameters(workspace_id, keys, now=now),
+                suppression_parameters(workspace_id, keys, use_case_id=use_case_id, now=now),
             )
             # One call into the synchronous session: taking the connection and running
             # the statement as two awaited calls would start two greenlets.
@@ -218,7 +198,9 @@ class MessageRepository:
                 autocommit=last_write and not self.session.in_transaction(),
             )
             return {r for r in recipients if address_key(r) in set(returned)}
-        found = await SuppressionRepository(self.session).active_among(workspace_id, keys, now=now)
+        found = await SuppressionRepository(self.session).active_among(
+            workspace_id, keys, use_case_id=use_case_id, now=now
+        )
         suppressed = {r for r in recipients if address_key(r) in found}
         deliveries = [d for d in delivery_rows if d["recipient"] not in suppressed]
         if not deliveries:

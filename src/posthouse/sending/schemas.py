@@ -75,6 +75,9 @@ class SendRequest:
     template: TemplateChoice | None = None
     variables: dict[str, Any] | None = None
     recipient_variables: dict[str, Any] | None = None
+    # A variable a recipient lacks renders empty instead of refusing the send (a door
+    # whose document sends to recipients it gives no values for: seed 002).
+    blank_missing_variables: bool = False
     preheader: str | None = None
     # Filled in by the content step (templates.content), never by a front door.
     template_version_id: uuid.UUID | None = None

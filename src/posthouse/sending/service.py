@@ -20,7 +20,7 @@ from ulid import ULID
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address, parse_address
 from posthouse.db.base import new_id, utcnow
-from posthouse.db.models import Attachment, Delivery, Message, Sender
+from posthouse.db.models import Attachment, Delivery, Message, Sender, UseCase
 from posthouse.domains import service as domains_service
 from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound, ValidationFailed
 from posthouse.protections import idempotency, quota, reputation, suppression
@@ -59,8 +59,9 @@ class SubmitOptions:
     side_engine: AsyncEngine | None = None
     # Runs on the request before validation (templates render there); None: as given.
     content: ContentStep | None = None
-    # Seed 004: the use case the email is sent through (its history lists by it).
-    use_case_id: uuid.UUID | None = None
+    # Seed 004: the use case the email is sent through: its history lists by it, its
+    # engagement defaults apply (sending.engagement) and so do its suppressions.
+    use_case: UseCase | None = None
     # Recipient kinds (to, cc, bcc) the send is for: one of them suppressed refuses the
     # whole send (seed 001 answers with the uuid of the mail to its one "to"). Otherwise
     # only a send whose every recipient is suppressed is refused.
@@ -174,7 +175,10 @@ async def _store(
             + ", ".join(refused),
             addresses=refused,
             reasons=await suppression.reasons(
-                session, workspace_id=workspace.id, addresses=refused
+                session,
+                workspace_id=workspace.id,
+                addresses=refused,
+                use_case_id=options.use_case.id if options.use_case else None,
             ),
         )
     # Counted after the insert, so only the recipients stored count; a refusal raises,
@@ -227,7 +231,8 @@ def _rows(
     workspace = caller.workspace
     message_id = new_id()
     domain = send.sender.email.rsplit("@", 1)[1]
-    engagement = engagement_options.resolve(send, workspace)
+    engagement = engagement_options.resolve(send, workspace, options.use_case)
+    use_case_id = options.use_case.id if options.use_case else None
     personal = send.personalisation
     message_row = row(
         Message,
@@ -265,7 +270,7 @@ def _rows(
         recipient_variables=personal.recipients if personal else None,
         subject_template=personal.subject_template if personal else None,
         preheader=send.preheader,
-        use_case_id=options.use_case_id,
+        use_case_id=use_case_id,
         # From the workspace as loaded with the credentials: no query of its own.
         tier=workspace.reputation_tier,
     )
@@ -300,7 +305,7 @@ def _rows(
             created_at=now,
             updated_at=now,
             from_domain=domain.lower(),
-            use_case_id=options.use_case_id,
+            use_case_id=use_case_id,
             state="sent",
         )
         for kind, recipient in send.envelope_recipients()

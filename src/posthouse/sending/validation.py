@@ -43,6 +43,8 @@ class SendLimits:
     max_attachment_bytes: int = 5 * 1024 * 1024
     # The assembled message: base64 grows attachments by 4/3, plus bodies and headers.
     max_message_bytes: int = 39 * 1024 * 1024
+    # A door whose document allows only some custom headers (seed 002: "X-" names).
+    custom_header_prefix: str | None = None
 
 
 DEFAULT_LIMITS = SendLimits()
@@ -110,7 +112,7 @@ def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> 
         tags=_tags(request.tags),
         external_id=_short_text(request.external_id, field="external_id", limit=200),
         track_opens=_flag(request.track_opens, field="track_opens"),
-        track_clicks=_click_mode(request.track_clicks),
+        track_clicks=click_mode(request.track_clicks),
         unsubscribe=_flag(request.unsubscribe, field="unsubscribe"),
         unsubscribe_redirect_url=_web_url(
             request.unsubscribe_redirect_url, field="unsubscribe_redirect_url"
@@ -131,7 +133,8 @@ def _flag(value: object, *, field: str) -> bool | None:
     return value
 
 
-def _click_mode(value: object) -> str | None:
+def click_mode(value: object) -> str | None:
+    """A click tracking mode (any case), or None; anything else is refused."""
     if value is None:
         return None
     if not isinstance(value, str) or value.lower() not in CLICK_MODES:
@@ -242,6 +245,9 @@ def validate_headers(headers: object, limits: SendLimits = DEFAULT_LIMITS) -> di
             raise ValidationFailed(
                 f"header {name} is set by posthouse; use the request's own field", field="headers"
             )
+        prefix = limits.custom_header_prefix
+        if prefix is not None and not name.lower().startswith(prefix.lower()):
+            raise ValidationFailed(f"header {name} must start with {prefix}", field="headers")
         if not isinstance(value, str):
             raise ValidationFailed(f"header {name} must be a string", field="headers")
         if has_control_characters(value):

@@ -7,7 +7,8 @@ can check like any other:
   subject, or a body (html and text together), given in the request overrides the
   template's;
 - every recipient must have every variable the template needs (common values plus their
-  own): otherwise ``MissingVariables`` names them, and nothing is stored;
+  own): otherwise ``MissingVariables`` names them, and nothing is stored (unless the
+  request asks for ``blank_missing_variables``: they render empty);
 - without values per recipient, every copy is the same: it is rendered here, once, and
   the message stores what is sent;
 - with them, each recipient's subject is rendered here (and validated like a subject);
@@ -62,7 +63,8 @@ class TemplateContent:
             compiled = _with_overrides(service.compiled_version(version), request)
         else:
             compiled = compile_parts(TemplateParts(request.subject, request.html, request.text))
-        _ensure_complete(compiled, variables, own, recipients)
+        if not request.blank_missing_variables:
+            _ensure_complete(compiled, variables, own, recipients)
         if not own:
             rendered = compiled.render(variables)
             return dataclasses.replace(

@@ -23,6 +23,7 @@ class TrackedDelivery:
     message_id: uuid.UUID
     recipient: str
     sent_at: datetime | None
+    use_case_id: uuid.UUID | None
     unsubscribe_redirect_url: str | None
 
 
@@ -32,12 +33,13 @@ _DELIVERY_COLUMNS = (
     Delivery.message_id,
     Delivery.recipient,
     Delivery.sent_at,
+    Delivery.use_case_id,
 )
 
 
 def _tracked(row: Any, *, redirect: str | None) -> TrackedDelivery:
     """A TrackedDelivery from a row that starts with _DELIVERY_COLUMNS."""
-    return TrackedDelivery(row[0], row[1], row[2], row[3], row[4], redirect)
+    return TrackedDelivery(row[0], row[1], row[2], row[3], row[4], row[5], redirect)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class TrackingRepository:
         row = (await self.session.execute(query.where(Delivery.id == delivery_id))).one_or_none()
         if row is None:
             return None
-        return _tracked(row, redirect=row[5] if with_redirect else None)
+        return _tracked(row, redirect=row[6] if with_redirect else None)
 
     async def delivery_and_attachment(
         self, delivery_id: uuid.UUID, position: int
@@ -115,7 +117,7 @@ class TrackingRepository:
         ).one_or_none()
         if row is None:
             return None
-        return _tracked(row, redirect=None), row[5]
+        return _tracked(row, redirect=None), row[6]  # after _DELIVERY_COLUMNS
 
     async def engagement(self, message_id: uuid.UUID) -> Engagement:
         machine = Event.data["machine"].as_boolean()

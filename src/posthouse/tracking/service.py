@@ -7,14 +7,15 @@ Invariants:
 - Every hit is an event (Open, Click, Unsubscribe) ingested through events.service, with
   the time, IP, user agent, URL and whether a machine made it (tracking.machine).
 - An unsubscribe suppresses the recipient (reason ``unsubscribe``) once, however often
-  it is asked for: its event's dedupe key is the delivery.
+  it is asked for: its event's dedupe key is the delivery. It is scoped to the use case
+  the mail went through, else to the whole workspace.
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from posthouse.config import Settings
 from posthouse.db.base import new_id, utcnow
@@ -88,14 +89,14 @@ def _hit_data(visitor: Visitor, reason: str | None) -> dict[str, object]:
 
 
 async def record_open(
-    session: AsyncSession, *, signer: TokenSigner, token: str, visitor: Visitor
+    engine: AsyncEngine, *, signer: TokenSigner, token: str, visitor: Visitor
 ) -> None:
+    """Record an Open: one statement on a connection of its own, no session (the pixel
+    is the hottest path); the event reads its delivery itself."""
     claims = _claims(signer, token, TokenKind.OPEN)
-    await TrackingRepository(session).autocommit()
     at = utcnow()
-    # One statement: the event reads its delivery itself (the pixel is the hottest path).
     stored = await events_service.ingest_for_delivery(
-        session,
+        engine,
         delivery_id=claims.delivery_id,
         type=EventType.OPEN,
         occurred_at=at,
@@ -107,18 +108,18 @@ async def record_open(
 
 
 async def record_click(
-    session: AsyncSession, *, signer: TokenSigner, token: str, visitor: Visitor
+    engine: AsyncEngine, *, signer: TokenSigner, token: str, visitor: Visitor
 ) -> str:
-    """The recorded target to redirect to; the click is recorded."""
+    """The recorded target to redirect to; the click is recorded, like an open, by one
+    statement on a connection of its own."""
     claims = _claims(signer, token, TokenKind.CLICK)
-    await TrackingRepository(session).autocommit()
     at = utcnow()
     # One statement finds the recorded target and stores the Click. Only the timing rule
     # needs the delivery's send time, which that statement returns: a click it flags (a
     # scanner's, seconds after delivery) costs a second statement.
     reason = machine_reason(_hit(visitor, at, None), click=True)
     stored = await events_service.ingest_for_link(
-        session,
+        engine,
         delivery_id=claims.delivery_id,
         position=claims.position,
         occurred_at=at,
@@ -135,7 +136,7 @@ async def record_click(
             "url": stored.url,
             "delivered_at": stored.sent_at.isoformat() if stored.sent_at else None,
         }
-        await events_service.amend_data(session, event_id=stored.id, data=data)
+        await events_service.amend_data(engine, event_id=stored.id, data=data)
     return stored.url
 
 
@@ -203,12 +204,18 @@ async def unsubscribe_delivery(
             "ip": visitor.ip,
             "user_agent": visitor.user_agent[:500],
             "source": source,
-            # Where the suppression applies. Use cases (issue 16) will narrow this to
-            # the message's use case; until then it is the workspace.
-            "scope": "workspace",
+            # Where the suppression applies (events.service): the use case the mail
+            # went through, else the whole workspace.
+            **unsubscribe_scope(delivery.use_case_id),
         },
     )
     await events_service.ingest(session, [event])
+
+
+def unsubscribe_scope(use_case_id: uuid.UUID | None) -> dict[str, str | None]:
+    if use_case_id is None:
+        return {"scope": "workspace", "use_case_id": None}
+    return {"scope": "use_case", "use_case_id": str(use_case_id)}
 
 
 def is_unsubscribe_address(address: str) -> bool:

@@ -21,6 +21,13 @@ class UseCaseRepository:
             select(UseCase).where(UseCase.workspace_id == workspace_id, UseCase.name == name)
         )
 
+    async def by_id(self, workspace_id: uuid.UUID, use_case_id: uuid.UUID | None) -> UseCase | None:
+        if use_case_id is None:
+            return None
+        return await self.session.scalar(
+            select(UseCase).where(UseCase.workspace_id == workspace_id, UseCase.id == use_case_id)
+        )
+
     async def for_workspace(self, workspace_id: uuid.UUID) -> list[UseCase]:
         rows = await self.session.scalars(
             select(UseCase).where(UseCase.workspace_id == workspace_id).order_by(UseCase.name)

@@ -13,7 +13,7 @@ from posthouse.db.models import Workspace
 from posthouse.delivery import blocks, screening
 from posthouse.errors import NotFound, ValidationFailed
 from posthouse.protections import quota, reputation
-from posthouse.sending.validation import CLICK_MODES
+from posthouse.sending.validation import click_mode
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,7 @@ async def update(session: AsyncSession, *, name: str, changes: WorkspaceChanges)
     if changes.track_opens is not None:
         workspace.track_opens = changes.track_opens
     if changes.track_clicks is not None:
-        if changes.track_clicks not in CLICK_MODES:
-            raise ValidationFailed(
-                "track_clicks must be one of " + ", ".join(CLICK_MODES), field="track_clicks"
-            )
-        workspace.track_clicks = changes.track_clicks
+        workspace.track_clicks = click_mode(changes.track_clicks) or "none"
     if changes.monthly_quota is not None:
         workspace.monthly_quota = _quota(changes.monthly_quota)
         await quota.quota_changed(session, workspace_id=workspace.id)

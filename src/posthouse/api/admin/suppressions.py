@@ -27,14 +27,22 @@ router = APIRouter(
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": description}
     for code, description in {
-        400: "Invalid address, reason, cursor or limit",
+        400: "Invalid address, reason, use case id, cursor or limit",
         401: "Workspace key missing or invalid",
         403: "The key lacks the admin scope",
-        404: "The address is not on this workspace's list",
+        404: "The address is not on this workspace's list, or no such use case",
         429: "Rate limited",
         503: "The database is unavailable; retry after Retry-After",
     }.items()
 }
+
+
+UseCaseQuery = Annotated[
+    str | None,
+    Query(
+        description="The use case's entry (an unsubscribe from its mail); none = the workspace's"
+    ),
+]
 
 
 def _json(model: SuppressionRead | SuppressionList, status_code: int = 200) -> Response:
@@ -84,6 +92,7 @@ async def add_suppression(
         reason=suppression_service.parse_reason(payload.reason),
         expires_at=payload.expiresAt,
         created_by=f"key {caller.key.name}",
+        use_case_id=suppression_service.parse_use_case(payload.useCaseId),
     )
     return _json(suppression_read(entry), status_code=201)
 
@@ -91,16 +100,29 @@ async def add_suppression(
 @router.get(
     "/{address}", response_model=SuppressionRead, responses=ERRORS, summary="Show a suppression"
 )
-async def get_suppression(address: str, session: SessionDep, caller: AdminDep) -> Response:
+async def get_suppression(
+    address: str, session: SessionDep, caller: AdminDep, useCaseId: UseCaseQuery = None
+) -> Response:
     """One entry: why the address is suppressed and since when."""
     entry = await suppression_service.get(
-        session, workspace_id=caller.workspace.id, address=address
+        session,
+        workspace_id=caller.workspace.id,
+        address=address,
+        use_case_id=suppression_service.parse_use_case(useCaseId),
     )
     return _json(suppression_read(entry))
 
 
 @router.delete("/{address}", status_code=204, responses=ERRORS, summary="Unsuppress")
-async def remove_suppression(address: str, session: SessionDep, caller: AdminDep) -> Response:
-    """Remove an address from the list; it can be sent to again."""
-    await suppression_service.remove(session, workspace_id=caller.workspace.id, address=address)
+async def remove_suppression(
+    address: str, session: SessionDep, caller: AdminDep, useCaseId: UseCaseQuery = None
+) -> Response:
+    """Remove an address's entry from the list; it can be sent to again (unless another
+    entry, workspace-wide or for the use case, still covers it)."""
+    await suppression_service.remove(
+        session,
+        workspace_id=caller.workspace.id,
+        address=address,
+        use_case_id=suppression_service.parse_use_case(useCaseId),
+    )
     return Response(status_code=204)

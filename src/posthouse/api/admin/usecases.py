@@ -29,6 +29,23 @@ class UseCaseCreate(BaseModel):
     domain: str = Field(description="One of the workspace's sending domains")
     type: str = Field("transactional", description="transactional or marketing")
     from_: str | None = Field(None, alias="from", description="Default no-reply@<domain>")
+    track_opens: bool | None = Field(
+        None, description="Default open tracking of its mail; null: the workspace's"
+    )
+    track_clicks: str | None = Field(
+        None, description="Default click tracking: none, html, text or both; null: the workspace's"
+    )
+
+
+class UseCaseUpdate(BaseModel):
+    """Only the fields given change; null goes back to the workspace's default."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    track_opens: bool | None = Field(None, description="Default open tracking of its mail")
+    track_clicks: str | None = Field(
+        None, description="Default click tracking: none, html, text or both"
+    )
 
 
 class KeyCreate(BaseModel):
@@ -59,8 +76,26 @@ async def add_use_case(payload: UseCaseCreate, session: SessionDep, caller: Admi
         domain=payload.domain,
         type=payload.type,
         from_email=payload.from_,
+        engagement=payload.model_dump(
+            include=set(usecases_service.ENGAGEMENT_FIELDS), exclude_unset=True
+        ),
     )
     return _json(usecases_service.as_json(use_case), status_code=201)
+
+
+@router.patch("/use-cases/{use_case_id}", summary="Change a use case's tracking defaults")
+async def update_use_case(
+    use_case_id: str, payload: UseCaseUpdate, session: SessionDep, caller: AdminDep
+) -> Response:
+    """Sets ``track_opens`` / ``track_clicks`` for mail sent through the use case that
+    does not say; null inherits the workspace's. Fields left out stay as they are."""
+    use_case = await usecases_service.update_use_case(
+        session,
+        workspace_id=caller.workspace.id,
+        use_case=use_case_id,
+        changes=payload.model_dump(exclude_unset=True),
+    )
+    return _json(usecases_service.as_json(use_case))
 
 
 @router.get("/use-cases", summary="List email use cases")

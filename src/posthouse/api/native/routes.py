@@ -12,7 +12,6 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
-from starlette.background import BackgroundTask
 
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address
@@ -30,7 +29,7 @@ from posthouse.api.native.schemas import (
     multipart_doc,
 )
 from posthouse.api.rate_limits import rate_limited
-from posthouse.api.routing import front_door_route
+from posthouse.api.routing import answer_response, front_door_route
 from posthouse.db.models import Message
 from posthouse.errors import SenderNotFound, Unauthenticated
 from posthouse.history import service as history_service
@@ -163,13 +162,7 @@ async def _accept(
             ),
         ),
     )
-    return Response(
-        answer.body,
-        status_code=answer.status,
-        media_type="application/json",
-        headers={"Idempotency-Replayed": "true"} if answer.replayed else None,
-        background=BackgroundTask(answer.after_commit) if answer.after_commit else None,
-    )
+    return answer_response(answer)
 
 
 @router.post(

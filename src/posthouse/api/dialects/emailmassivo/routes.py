@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.background import BackgroundTask
 
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts import tokens
@@ -49,7 +48,7 @@ from posthouse.api.dialects.emailmassivo.schemas import (
 from posthouse.api.errors import validation_failed
 from posthouse.api.multipart import MAX_JSON_DEPTH, json_object
 from posthouse.api.rate_limits import rate_limited
-from posthouse.api.routing import front_door_route
+from posthouse.api.routing import answer_response, front_door_route
 from posthouse.config import Settings
 from posthouse.errors import (
     AttachmentRejected,
@@ -339,12 +338,7 @@ async def _accept(
         key=None if key is None else IdempotencyKey(_stored_key(key, fingerprint), fingerprint),
         status=200,
     )
-    return Response(
-        answer.body,
-        status_code=answer.status,
-        media_type="application/json",
-        background=BackgroundTask(answer.after_commit) if answer.after_commit else None,
-    )
+    return answer_response(answer)
 
 
 @router.post(

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from starlette.background import BackgroundTask
 
 from posthouse.accounts import service as accounts_service
 from posthouse.accounts.service import WorkspaceCredentials
@@ -26,7 +25,7 @@ from posthouse.api.deps import SessionDep
 from posthouse.api.dialects.envelope.errors import render_error
 from posthouse.api.multipart import read_multipart_send
 from posthouse.api.rate_limits import bearer_token, rate_limited
-from posthouse.api.routing import front_door_route
+from posthouse.api.routing import answer_response, front_door_route
 from posthouse.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from posthouse.history import service as history
 from posthouse.history.downloads import Downloads
@@ -147,13 +146,7 @@ async def send_email(request: Request, session: SessionDep, caller: Sender) -> R
         key=None if key is None else IdempotencyKey(key, fingerprint),
         status=201,
     )
-    return Response(
-        answer.body,
-        status_code=answer.status,
-        media_type="application/json",
-        headers={"Idempotency-Replayed": "true"} if answer.replayed else None,
-        background=BackgroundTask(answer.after_commit) if answer.after_commit else None,
-    )
+    return answer_response(answer)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -6,7 +6,7 @@ one index range on (workspace_id, external_id, created_at). The index on externa
 alone served no query, and across workspaces it matched other tenants' rows too.
 
 Revision ID: i19_seed003
-Revises: i18_engagement
+Revises: i18b_scoped_unsubscribe
 Create Date: 2026-12-04 17:00:00
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "i19_seed003"
-down_revision: str | None = "i18_engagement"
+down_revision: str | None = "i18b_scoped_unsubscribe"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
