@@ -25,12 +25,12 @@ async def test_each_operation_documents_its_body_key_and_answers(
     assert "$ref" not in str(body)  # written in place: openapi_extra registers no $defs
     answers = operation["responses"]
     accepted = answers["200"]["content"]["application/json"]["schema"]["$ref"]
-    assert accepted == "#/components/schemas/MailAccepted"
+    assert accepted == "#/components/schemas/ExternalMailAccepted"
     for status in ("400", "401", "402", "403", "404", "413", "422", "429", "503"):
         error = answers[status]["content"]["application/json"]["schema"]["$ref"]
         assert error == "#/components/schemas/ExternalMailError"
     schemas = document["components"]["schemas"]
-    assert set(schemas["MailAccepted"]["properties"]) == {
+    assert set(schemas["ExternalMailAccepted"]["properties"]) == {
         "uuid",
         "additionalRecipients",
         "warning",

@@ -40,7 +40,7 @@ from posthouse.api.dialects.emailmassivo.errors import (
     render_error,
 )
 from posthouse.api.dialects.emailmassivo.schemas import (
-    MailAccepted,
+    ExternalMailAccepted,
     SendBody,
     TemplateBody,
     json_body_doc,
@@ -343,7 +343,7 @@ async def _accept(
 
 @router.post(
     "/send",
-    response_model=MailAccepted,
+    response_model=ExternalMailAccepted,
     response_model_exclude_none=True,
     responses=ERRORS,
     openapi_extra=json_body_doc(SendBody),
@@ -357,7 +357,7 @@ async def send_mail(request: Request, session: SessionDep, caller: CallerDep) ->
 
 @router.post(
     "/send-by-template",
-    response_model=MailAccepted,
+    response_model=ExternalMailAccepted,
     response_model_exclude_none=True,
     responses=ERRORS,
     openapi_extra=json_body_doc(TemplateBody),

@@ -103,15 +103,15 @@ class TemplateBody(BaseModel):
     mail: TemplateMail
 
 
-class AdditionalRecipient(BaseModel):
+class ExternalMailRecipient(BaseModel):
     email: str
     uuid: str | None = Field(None, description="The copy's uuid, when it was accepted")
     error: str | None = Field(None, description="Why it was not, when it was not")
 
 
-class MailAccepted(BaseModel):
+class ExternalMailAccepted(BaseModel):
     uuid: str = Field(description="The email to mail.to")
-    additionalRecipients: list[AdditionalRecipient] | None = Field(
+    additionalRecipients: list[ExternalMailRecipient] | None = Field(
         None, description="One per cc and bcc address, when there are any"
     )
     warning: str | None = Field(None, description="Present when no idempotencyKey was given")
