@@ -84,6 +84,47 @@ async def test_the_last_migration_goes_down_and_up_again_with_a_delivered_email(
     assert len(smtp_server.handler.received) == 1
 
 
+async def test_issue_19_messages_stored_before_it_keep_their_generated_text_part(
+    database_url: str,
+    client: httpx.AsyncClient,
+    sender: SenderTokens,
+    worker: Worker,
+    smtp_server: SmtpServer,
+) -> None:
+    # Queued with autoText off, then the columns are dropped and added again: the row
+    # reads as every message before the migration did (auto_text on, no domains).
+    payload = {
+        "from": sender.email,
+        "to": ["ada@example.com"],
+        "subject": "Queued across the migration",
+        "body": "<p>Hello</p>",
+        "autoText": False,
+    }
+    response = await client.post("/api/v1/emails", headers=sender.headers, **multipart(payload))
+    assert response.status_code == 202
+    config = alembic_config(database_url)
+
+    await asyncio.to_thread(command.downgrade, config, "i19_seed003")
+    await asyncio.to_thread(command.upgrade, config, "i19_identity")
+
+    engine = create_engine(database_url, null_pool=True)
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(
+                text(
+                    "SELECT auto_text, signing_domain, return_path_domain, tracking_domain "
+                    "FROM message"
+                )
+            )
+        ).one()
+    await engine.dispose()
+    assert tuple(stored) == (True, None, None, None)
+    assert await worker.run_until_idle() == 1
+    [received] = smtp_server.received
+    parts = [part.get_content_type() for part in received.message().walk()]
+    assert parts == ["multipart/alternative", "text/plain", "text/html"]
+
+
 _WORKSPACE_AT_0004 = table(
     "workspace",
     *(

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 
 import aiosmtplib
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -10,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posthouse.app import create_app
 from posthouse.config import Settings
-from posthouse.db.models import Event, InboundReport
+from posthouse.db.models import Delivery, Domain, Event, InboundReport, Message, Workspace
+from posthouse.delivery.worker import Worker
 from posthouse.domains.dns import split_host_port
+from tests.conftest import SenderTokens, multipart
+from tests.helpers import wait_until
 from tests.inbound.conftest import RETURN_PATH_DOMAIN, Sent
+from tests.smtp_server import SmtpServer
 
 
 @pytest.fixture
@@ -85,3 +90,60 @@ class TestInboundListener:
             kept = list(await session.scalars(select(InboundReport)))
         assert [(r.status, r.rcpt_to) for r in kept] == [("unattributed", postmaster)]
         assert b"Mail delivery failed" in kept[0].raw
+
+    async def test_a_bounce_to_the_return_path_domain_a_message_asked_for_is_recorded(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        sender: SenderTokens,
+        worker: Worker,
+        smtp_server: SmtpServer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        return_path_domain: str,
+    ) -> None:
+        # Another domain of the workspace, whose return-path domain the message names.
+        async with sessionmaker.begin() as session:
+            workspace = await session.scalar(select(Workspace).where(Workspace.name == "acme"))
+            assert workspace is not None
+            session.add(
+                Domain(
+                    workspace_id=workspace.id,
+                    name="brand.example",
+                    return_path_domain="bounces.brand.example",
+                )
+            )
+        payload = {
+            "from": sender.email,
+            "to": ["bob@mailhost.example"],
+            "subject": "Your order",
+            "body": "<p>Thanks</p>",
+            "returnPathDomain": "brand.example",
+        }
+        response = await client.post("/api/v1/emails", headers=sender.headers, **multipart(payload))
+        assert response.status_code == 202, response.text
+        await worker.run_until_idle()
+
+        async def sent_once() -> bool:
+            # This app's own worker may be the one that sent it.
+            return len(smtp_server.received) == 1
+
+        await wait_until(sent_once)
+        [mail] = smtp_server.received
+        assert mail.mail_from.endswith("@bounces.brand.example")
+        async with sessionmaker() as session:
+            delivery, message = (
+                await session.execute(select(Delivery, Message).join(Message))
+            ).one()
+        raw = Sent(delivery, message, mail.mail_from).sample(
+            "postfix_dsn", return_path_domain="bounces.brand.example"
+        )
+
+        client_smtp = await smtp(settings)
+        errors, reply = await client_smtp.sendmail("", [mail.mail_from], raw)
+        await client_smtp.quit()
+
+        assert errors == {}
+        assert "attributed" in reply
+        async with sessionmaker() as session:
+            events = list(await session.scalars(select(Event).where(Event.type == "Bounce")))
+        assert [e.delivery_id for e in events] == [delivery.id]

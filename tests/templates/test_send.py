@@ -461,9 +461,11 @@ class TestRenderingWork:
             compiles.append(parts)
             return real_compile(parts)
 
-        def counting_render(self: CompiledTemplate, variables: Any, *args: Any) -> Any:
+        def counting_render(
+            self: CompiledTemplate, variables: Any, *args: Any, **kwargs: Any
+        ) -> Any:
             renders.append(variables)
-            return real_render(self, variables, *args)
+            return real_render(self, variables, *args, **kwargs)
 
         monkeypatch.setattr(personalise, "compile_parts", counting_compile)
         monkeypatch.setattr(CompiledTemplate, "render", counting_render)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Uuid,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -223,6 +224,14 @@ class Message(IdMixin, CreatedAtMixin, Base):
     subject_template: Mapped[str | None] = mapped_column(Text)
     # Hidden text at the top of the HTML that inboxes show after the subject.
     preheader: Mapped[str | None] = mapped_column(String(255))
+    # False: an HTML-only message goes without a text part generated from its HTML.
+    auto_text: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The workspace's domains the copies go out with instead of the From domain's (NULL:
+    # the From domain's, and POSTHOUSE_PUBLIC_URL's host): DKIM d=, the envelope
+    # sender's domain (a return-path domain, where bounces come back), the links' host.
+    signing_domain: Mapped[str | None] = mapped_column(String(253))
+    return_path_domain: Mapped[str | None] = mapped_column(String(253))
+    tracking_domain: Mapped[str | None] = mapped_column(String(253))
     # No foreign key, like workspace_id: every send through a use case would share-lock it.
     use_case_id: Mapped[uuid.UUID | None]
     tier: Mapped[str | None] = mapped_column(String(16))  # the workspace's, at accept time

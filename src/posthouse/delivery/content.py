@@ -45,11 +45,16 @@ class HookChain:
 
 @dataclass
 class MessageContent:
-    """A message as the worker caches it, with the identity of its From domain."""
+    """A message as the worker caches it, with the identity its copies go out with."""
 
     message: Message
     mime: MimeContent
-    identity: SendingIdentity | None  # None: no domain set up for the From address
+    # Whose DKIM key signs: the message's signing domain's, else its From domain's; None
+    # when that domain is not set up (unsigned).
+    signing: SendingIdentity | None
+    # The envelope sender's (VERP) domain: the message's own, else the From domain's
+    # return-path domain; None: the From address itself.
+    return_path_domain: str | None
     _signed: bytes | None = field(default=None, init=False)
 
     def signed_bytes(self) -> bytes:
@@ -57,7 +62,7 @@ class MessageContent:
         and a message to a thousand recipients should not cost a thousand builds and
         signatures."""
         if self._signed is None:
-            self._signed = dkim_signed(self.identity, build_message(self.mime))
+            self._signed = dkim_signed(self.signing, build_message(self.mime))
         return self._signed
 
     def bytes_for(
@@ -70,12 +75,38 @@ class MessageContent:
                 self.message, self.mime, recipient=recipient, delivery_id=delivery_id
             )
             if own is not None:
-                return dkim_signed(self.identity, build_message(own))
+                return dkim_signed(self.signing, build_message(own))
         return self.signed_bytes()
 
 
 def from_domain(message: Message) -> str:
     return message.from_email.rsplit("@", 1)[1].lower()
+
+
+def identity_domains(message: Message) -> set[str]:
+    """The domains whose sending identities a message's copies need."""
+    return {from_domain(message), *filter(None, [message.signing_domain])}
+
+
+def message_content(
+    message: Message,
+    attachments: list[Attachment],
+    identities: dict[tuple[uuid.UUID, str], SendingIdentity],
+) -> MessageContent:
+    """The message as the worker sends it, given the identities of (at least) its
+    ``identity_domains``."""
+    own = identities.get((message.workspace_id, from_domain(message)))
+    signing = (
+        identities.get((message.workspace_id, message.signing_domain))
+        if message.signing_domain
+        else own
+    )
+    return MessageContent(
+        message,
+        mime_content(message, attachments),
+        signing,
+        message.return_path_domain or (own.return_path_domain if own else None),
+    )
 
 
 def dkim_signed(identity: SendingIdentity | None, data: bytes) -> bytes:
@@ -107,4 +138,5 @@ def mime_content(message: Message, attachments: list[Attachment]) -> MimeContent
             for a in attachments
         ),
         preheader=message.preheader,
+        auto_text=message.auto_text,
     )

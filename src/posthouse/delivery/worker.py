@@ -37,7 +37,8 @@ from posthouse.delivery.content import (
     MessageContent,
     RecipientHook,
     from_domain,
-    mime_content,
+    identity_domains,
+    message_content,
 )
 from posthouse.delivery.envelope import envelope_sender
 from posthouse.delivery.outcomes import classify
@@ -282,13 +283,13 @@ class Worker:
                 identities = await domains_service.sending_identities(
                     session,
                     workspace_ids_and_domains={
-                        (message.workspace_id, from_domain(message))
+                        (message.workspace_id, domain)
                         for message, _ in loaded.values()
+                        for domain in identity_domains(message)
                     },
                 )
                 for message, attachments in loaded.values():
-                    identity = identities.get((message.workspace_id, from_domain(message)))
-                    content = MessageContent(message, mime_content(message, attachments), identity)
+                    content = message_content(message, attachments, identities)
                     self._remember(content)
                     contents[message.id] = content
             # Click targets are recorded before any copy pointing at them is sent.
@@ -300,7 +301,7 @@ class Worker:
                         d.recipient,
                         (content := contents[d.message_id]).message,
                         content.mime,
-                        content.identity.return_path_domain if content.identity else None,
+                        content.return_path_domain,
                     )
                     for d in sendable
                 ],
@@ -353,12 +354,11 @@ class Worker:
                 await self._results.put(_Result(delivery, held, started, utcnow()))
                 return
             try:
-                identity = content.identity
                 mail = OutgoingMail(
                     envelope_from=envelope_sender(
                         content.message,
                         delivery_id=delivery.id,
-                        return_path_domain=identity.return_path_domain if identity else None,
+                        return_path_domain=content.return_path_domain,
                         secret=self.settings.secret_key.get_secret_value(),
                     ),
                     recipient=delivery.recipient,

@@ -19,17 +19,21 @@ class DomainRepository:
             select(Domain).where(Domain.workspace_id == workspace_id, Domain.name == name)
         )
 
-    async def holds(self, workspace_id: uuid.UUID, name: str) -> bool:
-        """Whether ``name`` is one of the workspace's domains or their return-path domains."""
-        found = await self.session.scalar(
-            select(Domain.id)
+    async def send_domains(
+        self, workspace_id: uuid.UUID, names: Iterable[str]
+    ) -> list[tuple[Domain, bool]]:
+        """The workspace's domains named by ``names`` (as a domain or as its return-path
+        domain), each with whether it has an active DKIM key."""
+        wanted = list(names)
+        rows = await self.session.execute(
+            select(Domain, DkimKey.id)
+            .outerjoin(DkimKey, (DkimKey.domain_id == Domain.id) & DkimKey.active.is_(True))
             .where(
                 Domain.workspace_id == workspace_id,
-                or_(Domain.name == name, Domain.return_path_domain == name),
+                or_(Domain.name.in_(wanted), Domain.return_path_domain.in_(wanted)),
             )
-            .limit(1)
         )
-        return found is not None
+        return [(domain, key_id is not None) for domain, key_id in rows]
 
     async def by_name(self, name: str) -> list[Domain]:
         return list(await self.session.scalars(select(Domain).where(Domain.name == name)))

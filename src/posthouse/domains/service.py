@@ -408,20 +408,68 @@ async def is_verified(session: AsyncSession, *, workspace_id: uuid.UUID, name: s
     return await DomainRepository(session).is_verified(workspace_id, name)
 
 
-async def ensure_workspace_domain(
-    session: AsyncSession, *, workspace_id: uuid.UUID, name: object, field: str
-) -> str:
-    """``name`` as one of the workspace's domains (or their return-path domains), which a
-    request may name for its tracking, signing or return path; any other is refused, so
-    no request borrows a domain it was never given."""
-    if not isinstance(name, str) or not name or len(name) > 253:
-        raise ValidationFailed(f"{field} must be a domain name", field=field)
-    try:
-        normal = normalize_domain(name)
-    except ValidationFailed:
-        raise ValidationFailed(f"{field} must be a domain name", field=field) from None
-    if not await DomainRepository(session).holds(workspace_id, normal):
-        raise ValidationFailed(
-            f"{field} {shown(name)} is not a domain of this account", field=field
+@dataclass(frozen=True)
+class SendDomains:
+    """The domains one message goes out with instead of its From domain's (None: the
+    From domain's): DKIM d=, the envelope sender's domain, the tracking links' host."""
+
+    signing_domain: str | None = None
+    return_path_domain: str | None = None
+    tracking_domain: str | None = None
+
+
+def _parents(name: str) -> list[str]:
+    """``name`` and every parent of it with at least two labels."""
+    labels = name.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
+
+
+def _not_ours(field: str, name: str) -> ValidationFailed:
+    return ValidationFailed(f"{field} {shown(name)} is not a domain of this account", field=field)
+
+
+async def send_domains(
+    session: AsyncSession, *, workspace_id: uuid.UUID, asked: SendDomains
+) -> SendDomains:
+    """What a message asked for (normalised names), checked against the workspace's
+    domains in one query, so no request borrows a domain it was never given:
+
+    - ``signing_domain``: one of its domains, with an active DKIM key;
+    - ``return_path_domain``: one of its domains, whose return-path domain (where its
+      bounces come back to this MTA) is used, or that return-path domain itself;
+    - ``tracking_domain``: one of its domains or a host under one (``track.example.com``,
+      pointed at posthouse with a CNAME).
+    """
+    names = {
+        *filter(None, (asked.signing_domain, asked.return_path_domain)),
+        *(_parents(asked.tracking_domain) if asked.tracking_domain else ()),
+    }
+    if not names:
+        return asked
+    found = await DomainRepository(session).send_domains(workspace_id, names)
+    if asked.signing_domain is not None:
+        keyed = [has_key for domain, has_key in found if domain.name == asked.signing_domain]
+        if not keyed:
+            raise _not_ours("signing_domain", asked.signing_domain)
+        if not keyed[0]:
+            raise ValidationFailed(
+                f"signing_domain {shown(asked.signing_domain)} has no active DKIM key",
+                field="signing_domain",
+            )
+    return_path = asked.return_path_domain
+    if return_path is not None:
+        return_path = next(
+            (
+                domain.return_path_domain
+                for domain, _ in found
+                if return_path in (domain.name, domain.return_path_domain)
+            ),
+            None,
         )
-    return normal
+        if return_path is None:
+            raise _not_ours("return_path_domain", asked.return_path_domain or "")
+    if asked.tracking_domain is not None:
+        parents = _parents(asked.tracking_domain)
+        if not any(domain.name in parents for domain, _ in found):
+            raise _not_ours("tracking_domain", asked.tracking_domain)
+    return SendDomains(asked.signing_domain, return_path, asked.tracking_domain)

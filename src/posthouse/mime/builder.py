@@ -46,6 +46,8 @@ class MimeContent:
     attachments: tuple[MimeAttachment, ...] = ()
     # Hidden text at the top of the HTML (seed 001's previewTitle); not in the text part.
     preheader: str | None = None
+    # False: an HTML-only message goes as its HTML alone, no text part made from it.
+    auto_text: bool = True
 
 
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
@@ -154,10 +156,18 @@ def html_document(html: str) -> str:
     return f"{_DOCUMENT_HEAD}<body>{html}</body></html>"
 
 
+def body_text(content: MimeContent) -> str | None:
+    """The text part: the one given, else one generated from the HTML unless the message
+    asked for none (None: no text part)."""
+    if content.text or not content.html:
+        return content.text or ""
+    return html_to_text(content.html) if content.auto_text else None
+
+
 def _body(content: MimeContent) -> _Part:
-    text = content.text or (html_to_text(content.html) if content.html else "")
+    text = body_text(content)
     if not content.html:
-        body = _text_part("plain", text)
+        body = _text_part("plain", text or "")
         files = list(content.attachments)
     else:
         source = html_document(content.html)
@@ -167,7 +177,11 @@ def _body(content: MimeContent) -> _Part:
         inline = [a for a in content.attachments if a.content_id]
         if inline:
             html = _multipart("related", [html, *(_file_part(a, inline=True) for a in inline)])
-        body = _multipart("alternative", [_text_part("plain", text), html])
+        body = (
+            _multipart("alternative", [_text_part("plain", text), html])
+            if text is not None
+            else html
+        )
         files = [a for a in content.attachments if not a.content_id]
     if files:
         body = _multipart("mixed", [body, *(_file_part(a, inline=False) for a in files)])

@@ -70,6 +70,14 @@ class SendRequest:
     track_clicks: str | None = None  # none, html, text or both
     unsubscribe: bool | None = None
     unsubscribe_redirect_url: str | None = None
+    # False: an HTML-only message goes without a text part generated from its HTML.
+    auto_text: bool = True
+    # Domains of the caller's workspace the copies go out with instead of the From
+    # domain's: DKIM d= and key, the envelope sender's (VERP) domain, the tracking links'
+    # host. None: the From domain's identity and POSTHOUSE_PUBLIC_URL.
+    signing_domain: str | None = None
+    return_path_domain: str | None = None
+    tracking_domain: str | None = None
     # A stored template (subject, html and text given here override its own), and the
     # values to render it, or the inline content when there is no template, with.
     template: TemplateChoice | None = None
@@ -124,6 +132,11 @@ class ValidSend:
     unsubscribe: bool | None
     unsubscribe_redirect_url: str | None
     preheader: str | None = None
+    auto_text: bool = True
+    # Normalised host names; whether they are the workspace's is domains.service's check.
+    signing_domain: str | None = None
+    return_path_domain: str | None = None
+    tracking_domain: str | None = None
     template_version_id: uuid.UUID | None = None
     personalisation: Personalisation | None = None
 

@@ -5,6 +5,7 @@ caller's transaction holds the message, its files and one delivery per envelope
 recipient; the API answers 2xx only after that commit.
 """
 
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -89,7 +90,9 @@ async def submit(
     its queue rows."""
     if options.content is not None:
         request = await options.content.prepare(session, caller=caller, request=request)
-    send = validate_send(request, options.limits)
+    send = await _with_send_domains(
+        session, caller=caller, send=validate_send(request, options.limits)
+    )
     sender = await sender_for(session, caller=caller, from_email=send.sender.email)
     reputation.ensure_not_suspended(caller.workspace)
     if options.require_verified_domain:
@@ -102,6 +105,23 @@ async def submit(
     return await _store(
         session, caller=caller, sender=sender, send=send, options=options, thread=thread
     )
+
+
+async def _with_send_domains(
+    session: AsyncSession, *, caller: Caller, send: ValidSend
+) -> ValidSend:
+    """``send`` once its signing, return-path and tracking domains are known to be the
+    workspace's, the return path as the domain its bounces come back to (no query when
+    it asks for none)."""
+    asked = domains_service.SendDomains(
+        send.signing_domain, send.return_path_domain, send.tracking_domain
+    )
+    checked = await domains_service.send_domains(
+        session, workspace_id=caller.workspace.id, asked=asked
+    )
+    if checked == asked:
+        return send
+    return dataclasses.replace(send, return_path_domain=checked.return_path_domain)
 
 
 async def sender_for(session: AsyncSession, *, caller: Caller, from_email: str) -> Sender:
@@ -270,6 +290,10 @@ def _rows(
         recipient_variables=personal.recipients if personal else None,
         subject_template=personal.subject_template if personal else None,
         preheader=send.preheader,
+        auto_text=send.auto_text,
+        signing_domain=send.signing_domain,
+        return_path_domain=send.return_path_domain,
+        tracking_domain=send.tracking_domain,
         use_case_id=use_case_id,
         # From the workspace as loaded with the credentials: no query of its own.
         tier=workspace.reputation_tier,
@@ -448,6 +472,10 @@ def content_hash(send: ValidSend) -> str:
         else "",
         *(f"{a.filename}:{a.sha256}" for a in send.attachments),
     ]
+    identity = (send.auto_text, send.signing_domain, send.return_path_domain, send.tracking_domain)
+    if identity != (True, None, None, None):
+        # Only when asked for: the hashes of every other send stay what they were.
+        parts.append(repr(identity))
     for part in parts:
         digest.update(part.encode("utf-8"))
         digest.update(b"\x00")

@@ -14,6 +14,7 @@ from posthouse.addresses import (
     parse_address,
     shown,
 )
+from posthouse.domains.service import normalize_domain
 from posthouse.errors import (
     AttachmentRejected,
     AttachmentTooLarge,
@@ -118,6 +119,10 @@ def validate_send(request: SendRequest, limits: SendLimits = DEFAULT_LIMITS) -> 
             request.unsubscribe_redirect_url, field="unsubscribe_redirect_url"
         ),
         preheader=_short_text(request.preheader, field="preheader", limit=MAX_PREHEADER) or None,
+        auto_text=_flag(request.auto_text, field="auto_text") is not False,
+        signing_domain=_domain(request.signing_domain, field="signing_domain"),
+        return_path_domain=_domain(request.return_path_domain, field="return_path_domain"),
+        tracking_domain=_domain(request.tracking_domain, field="tracking_domain"),
         template_version_id=request.template_version_id,
         personalisation=request.personalisation,
     )
@@ -156,6 +161,21 @@ def _web_url(value: object, *, field: str) -> str | None:
     ):
         raise ValidationFailed(f"{field} must be an absolute http or https URL", field=field)
     return value
+
+
+def _domain(value: object, *, field: str) -> str | None:
+    """A host name in its stored form (lower case, IDNA); whether it is one of the
+    workspace's domains is checked with the database (domains.service.send_identity)."""
+    if value is None or value == "":
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValidationFailed("not a string")
+        return normalize_domain(value)
+    except ValidationFailed:
+        raise ValidationFailed(
+            f"{field} must be a domain name, not {shown(value)}", field=field
+        ) from None
 
 
 def _address(value: AddressInput, *, field: str) -> Address:

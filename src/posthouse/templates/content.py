@@ -66,7 +66,7 @@ class TemplateContent:
         if not request.blank_missing_variables:
             _ensure_complete(compiled, variables, own, recipients)
         if not own:
-            rendered = compiled.render(variables)
+            rendered = compiled.render(variables, derive_text=request.auto_text)
             return dataclasses.replace(
                 request,
                 subject=rendered.subject,

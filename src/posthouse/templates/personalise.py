@@ -62,7 +62,9 @@ class Personaliser:
             **(message.variables or {}),
             **(message.recipient_variables or {}).get(recipient, {}),
         }
-        rendered = self._template(message).render(values, self.limits)
+        rendered = self._template(message).render(
+            values, self.limits, derive_text=message.auto_text
+        )
         self._rendered[key] = rendered
         self._rendered_chars += _chars(rendered)
         while self._rendered_chars > self._max_rendered_chars and self._rendered:

@@ -93,12 +93,18 @@ class CompiledTemplate:
         return self._render("subject", variables, limits)
 
     def render(
-        self, variables: Variables, limits: RenderLimits = DEFAULT_RENDER_LIMITS
+        self,
+        variables: Variables,
+        limits: RenderLimits = DEFAULT_RENDER_LIMITS,
+        *,
+        derive_text: bool = True,
     ) -> Rendered:
+        """Every part rendered; without a text part of its own, the text is derived from
+        the rendered HTML unless ``derive_text`` is false (the message asked for none)."""
         subject = self._render("subject", variables, limits)
         html = self._render("html", variables, limits)
         text: str | None
-        if self._derived_text is not None:
+        if self._derived_text is not None and derive_text:
             text = tidy(self._render_part(self._derived_text, variables, limits))
         else:
             text = self._render("text", variables, limits)

@@ -14,8 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass, replace
 
-from posthouse.mime.builder import MimeAttachment, MimeContent
-from posthouse.mime.text import html_to_text
+from posthouse.mime.builder import MimeAttachment, MimeContent, body_text
 from posthouse.tracking.tokens import TokenKind, TokenSigner
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
@@ -134,20 +133,24 @@ class TrackingPlan:
         targets = _Targets(public_url)
         # The text part is generated from the HTML as written, so HTML-only tracking
         # leaves the text part's links alone.
-        text = content.text or (html_to_text(content.html) if content.html else "")
+        text = body_text(content)  # None: the message goes without a text part
         self.html = (
             _cut_html(content.html, targets)
             if content.html and options.html_clicks
             else ((content.html or "",), ())
         )
-        self.text = _cut_text(text, targets) if options.text_clicks else ((text,), ())
+        self.text = (
+            None
+            if text is None
+            else (_cut_text(text, targets) if options.text_clicks else ((text,), ()))
+        )
         self.targets: list[str] = targets.urls
 
     def copy(self, delivery_id: uuid.UUID, urls: DeliveryUrls) -> MimeContent:
         options, content = self.options, self.content
         clicks = [urls.url(TokenKind.CLICK, delivery_id, i) for i in range(len(self.targets))]
         html = _join(self.html, clicks) if content.html else None
-        text = _join(self.text, clicks)
+        text = _join(self.text, clicks) if self.text is not None else None
         attachments: list[MimeAttachment] = []
         links: list[tuple[str, str]] = []
         for position, attachment in enumerate(content.attachments):
@@ -157,7 +160,8 @@ class TrackingPlan:
             else:
                 attachments.append(attachment)
         if links:
-            text += "\n\nAttachments:\n" + "".join(f"- {name}: {url}\n" for name, url in links)
+            if text is not None:
+                text += "\n\nAttachments:\n" + "".join(f"- {n}: {url}\n" for n, url in links)
             if html is not None:
                 items = "".join(
                     f'<li><a href="{html_lib.escape(url)}">{html_lib.escape(name)}</a></li>'

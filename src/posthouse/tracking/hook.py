@@ -11,6 +11,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,16 +32,28 @@ class RecipientHook(Protocol):
     ) -> MimeContent | None: ...
 
 
+def link_base(public_url: str, tracking_domain: str | None) -> str:
+    """Where a message's tracking links point: POSTHOUSE_PUBLIC_URL, or its scheme and
+    path on the message's tracking domain (a host the operator points at posthouse; the
+    tokens, not the host, say what a hit is)."""
+    if tracking_domain is None:
+        return public_url
+    parts = urlsplit(public_url)
+    return urlunsplit((parts.scheme, tracking_domain, parts.path, "", ""))
+
+
 class TrackingHook:
     def __init__(self, settings: Settings) -> None:
         self.public_url = settings.public_url
         self.signer = tracking_service.signer(settings)
-        # message id -> (plan or None, the mailto domain of its unsubscribe address)
-        self._plans: OrderedDict[uuid.UUID, tuple[TrackingPlan | None, str | None]] = OrderedDict()
+        # message id -> its plan or None, and the copies' DeliveryUrls
+        self._plans: OrderedDict[uuid.UUID, tuple[TrackingPlan | None, DeliveryUrls]] = (
+            OrderedDict()
+        )
 
     def _plan(
         self, message: Message, content: MimeContent, mailto_domain: str | None = None
-    ) -> tuple[TrackingPlan | None, str | None]:
+    ) -> tuple[TrackingPlan | None, DeliveryUrls]:
         known = self._plans.get(message.id)
         if known is not None:
             self._plans.move_to_end(message.id)
@@ -54,11 +67,14 @@ class TrackingHook:
                 position for position, a in enumerate(content.attachments) if a.track
             ),
         )
-        plan = TrackingPlan(content, options, self.public_url) if options.any else None
-        self._plans[message.id] = (plan, mailto_domain)
+        urls = DeliveryUrls(
+            link_base(self.public_url, message.tracking_domain), self.signer, mailto_domain
+        )
+        plan = TrackingPlan(content, options, urls.public_url) if options.any else None
+        self._plans[message.id] = (plan, urls)
         while len(self._plans) > _PLANS:
             self._plans.popitem(last=False)
-        return plan, mailto_domain
+        return plan, urls
 
     async def prepare(
         self,
@@ -73,7 +89,7 @@ class TrackingHook:
         ones customise() will find in it."""
         targets: dict[uuid.UUID, list[str]] = {}
         for delivery_id, recipient, message, content, return_path_domain in deliveries:
-            plan, _ = self._plan(message, content, return_path_domain)
+            plan, urls = self._plan(message, content, return_path_domain)
             if plan is None:
                 continue
             own = (
@@ -82,7 +98,7 @@ class TrackingHook:
                 else None
             )
             found = (
-                TrackingPlan(own, plan.options, self.public_url).targets if own else plan.targets
+                TrackingPlan(own, plan.options, urls.public_url).targets if own else plan.targets
             )
             if found:
                 targets[delivery_id] = found
@@ -92,12 +108,12 @@ class TrackingHook:
         self, message: Message, content: MimeContent, *, recipient: str, delivery_id: uuid.UUID
     ) -> MimeContent | None:
         """This delivery's own copy, or None when the message asked for no tracking."""
-        plan, mailto_domain = self._plan(message, content)
+        plan, urls = self._plan(message, content)
         if plan is None:
             return None
         if content is not plan.content:
             # An earlier hook (personalisation) gave this recipient content of its own:
             # its bodies are cut afresh, finding the targets prepare() recorded from the
             # same content.
-            plan = TrackingPlan(content, plan.options, self.public_url)
-        return plan.copy(delivery_id, DeliveryUrls(self.public_url, self.signer, mailto_domain))
+            plan = TrackingPlan(content, plan.options, urls.public_url)
+        return plan.copy(delivery_id, urls)

@@ -61,6 +61,9 @@ FIELD_NAMES = {
     "track_opens": "trackOpens",
     "track_clicks": "trackClicks",
     "unsubscribe_redirect_url": "unsubscribeRedirectUrl",
+    "signing_domain": "signingDomain",
+    "return_path_domain": "returnPathDomain",
+    "tracking_domain": "trackingDomain",
 }
 
 _WORDING: dict[type[PosthouseError], Callable[[Any], str]] = {

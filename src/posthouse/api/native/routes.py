@@ -99,6 +99,10 @@ def _request_from(
         track_clicks=payload.trackClicks,
         unsubscribe=payload.unsubscribe,
         unsubscribe_redirect_url=payload.unsubscribeRedirectUrl,
+        auto_text=payload.autoText is not False,
+        signing_domain=payload.signingDomain,
+        return_path_domain=payload.returnPathDomain,
+        tracking_domain=payload.trackingDomain,
     )
     if isinstance(payload, SendEmailPayload):
         if payload.template is not None:

@@ -53,7 +53,28 @@ class EngagementPayload(BaseModel):
     )
 
 
-class SendEmailPayload(EngagementPayload):
+class IdentityPayload(BaseModel):
+    """What a message goes out as, when not its From domain's defaults."""
+
+    autoText: bool | None = Field(
+        None, description="false: an HTML-only email gets no text part generated from it"
+    )
+    signingDomain: str | None = Field(
+        None, description="DKIM-sign as this domain of the workspace (it needs an active key)"
+    )
+    returnPathDomain: str | None = Field(
+        None,
+        description="Bounces come back to this domain of the workspace (its return-path "
+        "domain), or to one of its return-path domains",
+    )
+    trackingDomain: str | None = Field(
+        None,
+        description="Tracking and unsubscribe links on this host (a domain of the workspace "
+        "or a host under one, pointed at posthouse), with the public URL's scheme",
+    )
+
+
+class SendEmailPayload(EngagementPayload, IdentityPayload):
     """The JSON ``payload`` part of ``POST /api/v1/emails``."""
 
     # Unknown fields are refused by name rather than ignored (api/multipart.py bounds
@@ -122,7 +143,7 @@ class SendEmailPayload(EngagementPayload):
         return self
 
 
-class ReplyEmailPayload(EngagementPayload):
+class ReplyEmailPayload(EngagementPayload, IdentityPayload):
     """The JSON ``payload`` part of the reply endpoints."""
 
     model_config = ConfigDict(strict=True, extra="forbid")

@@ -74,6 +74,9 @@ FIELD_NAMES = {
     "text": "message.text",
     "headers": "message.headers",
     "variables": "message.dynamic_value",
+    "signing_domain": "message.headers.X-STes-SigningDomain",
+    "return_path_domain": "message.headers.X-STes-ReturnPathDomain",
+    "tracking_domain": "message.headers.X-STes-TrackingDomain",
     "page": "skip_page",
 }
 

@@ -42,7 +42,6 @@ from posthouse.api.multipart import json_object
 from posthouse.api.rate_limits import rate_limited
 from posthouse.api.routing import front_door_route
 from posthouse.db.models import Delivery
-from posthouse.domains import service as domains_service
 from posthouse.errors import PosthouseError, Unauthenticated, ValidationFailed
 from posthouse.history import service as history
 from posthouse.history.service import Hit
@@ -139,7 +138,12 @@ def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
 _PLAIN = re.compile(r"[!-~]{1,76}")
 _YES_NO = {"yes": True, "no": False}
 _CLICKS = {"html": "html", "text": "text", "both": "both", "no": "none"}
-_DOMAIN_CONTROLS = ("x-stes-trackingdomain", "x-stes-signingdomain", "x-stes-returnpathdomain")
+# The domain controls: the SendRequest field each sets (checked in the shared pipeline).
+_DOMAIN_CONTROLS = {
+    "x-stes-trackingdomain": "tracking_domain",
+    "x-stes-signingdomain": "signing_domain",
+    "x-stes-returnpathdomain": "return_path_domain",
+}
 
 
 def _choice(value: str, choices: dict[str, Any], where: str) -> Any:
@@ -174,13 +178,8 @@ def _files(message: MessageFields) -> list[AttachmentInput]:
     return files
 
 
-async def _request(
-    session: AsyncSession,
-    caller: Caller,
-    message: MessageFields,
-    *,
-    html: str | None = None,
-    text: str | None = None,
+def _request(
+    message: MessageFields, *, html: str | None = None, text: str | None = None
 ) -> SendRequest:
     """The message as the shared SendRequest; the X-STes-* controls are applied here and
     never become headers of the mail."""
@@ -208,15 +207,14 @@ async def _request(
         elif key == "x-stes-trackclick":
             send.track_clicks = _choice(value, _CLICKS, where)
         elif key == "x-stes-autotext":
-            # Checked, and always as "yes": posthouse adds the text from the HTML when
-            # none is given (docs/compatibility.md).
-            _choice(value, _YES_NO, where)
+            send.auto_text = _choice(value, _YES_NO, where)
         elif key == "x-stes-autohtml":
             auto_html = _choice(value, _YES_NO, where)
         elif key in _DOMAIN_CONTROLS:
-            await domains_service.ensure_workspace_domain(
-                session, workspace_id=caller.workspace.id, name=value, field=where
-            )
+            field = _DOMAIN_CONTROLS[key]
+            if getattr(send, field) is not None:
+                raise ValidationFailed(f"{where} is given twice")
+            setattr(send, field, value)
         elif key.startswith("x-stes-"):
             raise ValidationFailed(f"{where} is not a known X-STes- control")
         else:
@@ -267,7 +265,7 @@ async def send_mail(request: Request, session: SessionDep) -> Response:
     message = parsed.message
     if not message.html and not message.text:
         raise ValidationFailed("message.html or message.text is required")
-    send = await _request(session, caller, message, html=message.html, text=message.text)
+    send = _request(message, html=message.html, text=message.text)
     return await _accept(request, session, caller, send, MAIL_QUEUED)
 
 
@@ -275,7 +273,7 @@ async def _send_template(
     request: Request, session: AsyncSession, caller: Caller, parsed: SendTemplateBody
 ) -> Response:
     message = parsed.message
-    send = await _request(session, caller, message)
+    send = _request(message)
     send.template = TemplateChoice(message.template_id)
     send.variables = message.dynamic_value
     return await _accept(request, session, caller, send, TEMPLATE_QUEUED)
