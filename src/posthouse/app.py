@@ -12,12 +12,14 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException
 
 from posthouse import __version__
-from posthouse.accounts.service import CredentialCache
+from posthouse.accounts.service import CredentialCache, WorkspaceKeyCache
 from posthouse.api import tracking as tracking_router
 from posthouse.api.admin import domains as domains_router
 from posthouse.api.admin import suppressions as suppressions_router
 from posthouse.api.admin import templates as templates_router
 from posthouse.api.admin import usecases as usecases_router
+from posthouse.api.dialects.emailmassivo import routes as emailmassivo
+from posthouse.api.dialects.emailmassivo.errors import render_error as emailmassivo_render_error
 from posthouse.api.dialects.envelope import routes as envelope
 from posthouse.api.dialects.envelope.errors import render_error as envelope_render_error
 from posthouse.api.dialects.everlytic import routes as everlytic
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 # (an unknown path or method under it). Paths under none of them get the native shape.
 DOOR_ERROR_SHAPES: list[tuple[str, ErrorRenderer]] = [
     ("/v1/", envelope_render_error),
+    ("/api/v1/external-mails/", emailmassivo_render_error),
     ("/messages/", sendclean_render_error),
     ("/v1.0/", sendclean_render_error),
     ("/transactional/email/", everlytic_render_error),
@@ -76,6 +79,7 @@ def create_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         ttl = settings.auth_cache_seconds
         app.state.credential_cache = CredentialCache(ttl=ttl) if ttl > 0 else None
+        app.state.workspace_key_cache = WorkspaceKeyCache(ttl=ttl) if ttl > 0 else None
         app.state.verified_domains = VerifiedDomainCache(ttl=ttl) if ttl > 0 else None
         secret = settings.secret_key.get_secret_value()
         app.state.history_tokens = Tokens(secret)
@@ -136,6 +140,7 @@ def create_app(
     app.include_router(usecases_router.router)
     app.include_router(envelope.router)
     app.include_router(envelope.downloads_router)
+    app.include_router(emailmassivo.router)
     for prefix in SENDCLEAN_PREFIXES:
         app.include_router(sendclean.router, prefix=prefix)
     app.include_router(everlytic.router)

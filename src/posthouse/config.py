@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     rate_limit_per_ip: float = Field(10.0, ge=0, description="requests/s per IP, 0 = off")
     rate_limit_per_key: float = Field(50.0, ge=0, description="requests/s per key, 0 = off")
     rate_limit_burst: float = Field(2.0, ge=1, description="bucket size in seconds of rate")
+    # Seed 001's door ("no more than 10 requests per second from one IP"): its own IP
+    # buckets at this rate; unset, the door shares rate_limit_per_ip (also 10 by default).
+    emailmassivo_rate_limit_per_ip: float | None = Field(
+        None, ge=0, description="requests/s per IP on seed 001's door, 0 = off"
+    )
     trusted_proxies: list[str] = Field(default_factory=list)
 
     # Direct MX delivery and inbound bounce processing

@@ -6,6 +6,8 @@ front door owns the words its document uses (``api/native/errors.py`` for seed 0
 rule maps the class, it never re-implements the rule.
 """
 
+from collections.abc import Mapping
+
 
 class PosthouseError(Exception):
     status_code = 400
@@ -106,9 +108,14 @@ class WorkspaceSuspended(PosthouseError):
 class RecipientsSuppressed(PosthouseError):
     status_code = 422
 
-    def __init__(self, detail: str, *, addresses: list[str]) -> None:
+    def __init__(
+        self, detail: str, *, addresses: list[str], reasons: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.addresses = addresses
+        # Why each address is suppressed (protections.suppression.SuppressionReason), when
+        # the door looked it up: a door that words each reason its own way needs them.
+        self.reasons = dict(reasons or {})
 
 
 class IdempotencyConflict(PosthouseError):

@@ -14,6 +14,8 @@ import pytest
 from fastapi import Response
 
 from posthouse import errors
+from posthouse.api.dialects.emailmassivo.errors import ApiKeyNotFound
+from posthouse.api.dialects.emailmassivo.errors import render_error as emailmassivo_render
 from posthouse.api.dialects.envelope.errors import render_error as envelope_render
 from posthouse.api.dialects.everlytic.errors import UnknownSendingDomain
 from posthouse.api.dialects.everlytic.errors import render_error as everlytic_render
@@ -44,6 +46,7 @@ EXAMPLES: dict[type[PosthouseError], PosthouseError] = {
     errors.NotFound: errors.NotFound("workspace 'acme' not found"),
     errors.SenderNotFound: errors.SenderNotFound(),
     SenderNotRegistered: SenderNotRegistered(),
+    ApiKeyNotFound: ApiKeyNotFound(),
     UnknownSendingDomain: UnknownSendingDomain("fakedomain.com"),
     errors.MessageNotFound: errors.MessageNotFound("ema_01JABC"),
     errors.RequestTooLarge: errors.RequestTooLarge("html is larger than 10 MB", field="html"),
@@ -157,6 +160,58 @@ ENVELOPE = Door(
 )
 
 
+def _emailmassivo_status(error: PosthouseError) -> int:
+    """Seed 001's table: 400 for attachments and templates, 402 quota, 403 an inactive
+    key (or workspace), 404 a sending domain it cannot use."""
+    table: list[tuple[type[PosthouseError], int]] = [
+        (errors.AttachmentRejected, 400),
+        (errors.AttachmentTooLarge, 400),
+        (errors.TemplateInvalid, 400),
+        (errors.QuotaExceeded, 402),
+        (errors.WorkspaceSuspended, 403),
+        (errors.DomainNotVerified, 404),
+    ]
+    for cls, status in table:
+        if isinstance(error, cls):
+            return status
+    return error.status_code
+
+
+def _emailmassivo_body(error: PosthouseError, body: dict[str, Any]) -> None:
+    assert list(body) == ["message", "error", "statusCode"]
+    assert body["statusCode"] == _emailmassivo_status(error)
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
+
+
+EMAILMASSIVO = Door(
+    render=emailmassivo_render,
+    status=_emailmassivo_status,
+    check_body=_emailmassivo_body,
+    wording={
+        errors.Unauthenticated: "Invalid API key",
+        ApiKeyNotFound: "ExternalMailApiKey not found",
+        errors.Forbidden: "API key is not active",
+        errors.WorkspaceSuspended: "API key is not active",
+        errors.QuotaExceeded: "Not enough resources on the user balance",
+        errors.SenderNotFound: "User Domain not found",
+        errors.DomainNotVerified: "User Domain not found",
+        errors.TemplateNotFound: "TemplateMailUser not found by id",
+        errors.MessageNotFound: "MailUuid not found",
+        errors.RecipientsSuppressed: "Email receiver unavailable",
+        errors.AttachmentTypeForbidden: "Attachments type forbidden",
+        errors.AttachmentTooLarge: "Attachments size more than allowed",
+        errors.AttachmentRejected: "Attachments parse failed",
+        errors.TemplateInvalid: "HTML template is not valid",
+        errors.TemplateRenderFailed: "HTML template is not valid",
+        errors.RequestTooLarge: "mail.html is larger than 10 MB",
+        errors.ServiceUnavailable: "Email processing service is temporarily unavailable",
+    },
+)
+
+
 def _sendclean_body(error: PosthouseError, body: dict[str, Any]) -> None:
     """Seed 003: one body, its three names; a credential problem is "Token MissMatch"."""
     assert set(body) == {"status", "code", "name", "message"}
@@ -255,6 +310,7 @@ EVERLYTIC = Door(
 DOORS = [
     pytest.param(NATIVE, id="native"),
     pytest.param(ENVELOPE, id="seed004"),
+    pytest.param(EMAILMASSIVO, id="seed001"),
     pytest.param(SENDCLEAN, id="seed003"),
     pytest.param(EVERLYTIC, id="seed002"),
 ]

@@ -49,6 +49,10 @@ class WorkspaceCredentials:
         return scope in self.key.scopes.split()
 
 
+# Workspace keys an api process resolved, by the key's lookup digest: as CredentialCache.
+WorkspaceKeyCache = TtlCache[str, WorkspaceCredentials]
+
+
 # admin: the admin API; send: sends with a workspace key; channel.send and channel.view:
 # seed 004's permissions Channel.send and Channel.view.
 SCOPES = ("admin", "send", "channel.send", "channel.view")
@@ -191,18 +195,33 @@ async def create_workspace_key(
 
 
 async def authenticate_workspace_key(
-    session: AsyncSession, *, token: str, scope: str | None
+    session: AsyncSession,
+    *,
+    token: str,
+    scope: str | None,
+    cache: WorkspaceKeyCache | None = None,
 ) -> WorkspaceCredentials:
     """Resolve a ``phk_`` key that carries ``scope``; anything else is Unauthenticated.
-    With no scope the caller checks the scopes itself (after checking the workspace)."""
+    With no scope the caller checks the scopes itself (after checking the workspace).
+    With a ``cache``, as ``authenticate_sender``'s: the secret is checked every time."""
     parts = tokens.split_workspace_key(token)
-    found = await AccountRepository(session).key_with_owner(parts[0]) if parts else None
-    expected = found[0].secret_hash if found else tokens.digest("")
-    secret = parts[1] if parts else ""
-    if not tokens.secret_matches(secret, expected) or found is None or found[1] is not None:
-        raise Unauthenticated("invalid API key")
-    key, _, workspace = found
-    credentials = WorkspaceCredentials(key, workspace)
+    cached = cache.get(parts[0]) if cache is not None and parts else None
+    if cached is not None and parts:
+        if not tokens.secret_matches(parts[1], cached.key.secret_hash):
+            raise Unauthenticated("invalid API key")
+        credentials = cached
+    else:
+        found = await AccountRepository(session).key_with_owner(parts[0]) if parts else None
+        expected = found[0].secret_hash if found else tokens.digest("")
+        secret = parts[1] if parts else ""
+        if not tokens.secret_matches(secret, expected) or found is None or found[1] is not None:
+            raise Unauthenticated("invalid API key")
+        key, _, workspace = found
+        credentials = WorkspaceCredentials(key, workspace)
+        if cache is not None and parts:
+            session.expunge(key)
+            session.expunge(workspace)
+            cache.put(parts[0], credentials)
     if scope is not None and not credentials.allows(scope):
         raise Forbidden(f"this key lacks the {scope!r} scope")
     return credentials

@@ -8,6 +8,8 @@ them a second time, with other messages.
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from posthouse.addresses import MAX_ENTRY
 from posthouse.api.multipart import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_VALUES
 from posthouse.sending.validation import DEFAULT_LIMITS
@@ -51,3 +53,24 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
 }
 ACCESS_TOKEN: dict[str, Any] = {"type": "string", "pattern": "^pha_[A-Za-z0-9_-]+$"}
 SECRET_TOKEN: dict[str, Any] = {"type": "string", "pattern": "^phs_[A-Za-z0-9_-]+$"}
+
+
+def inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its nested models written in place: a request body
+    given through ``openapi_extra`` bypasses FastAPI's registration of ``$defs`` in the
+    document's components (none of the models recurse)."""
+    schema = model.model_json_schema(by_alias=True)
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

@@ -31,6 +31,10 @@ MAX_PARTS = 50
 # recipients up to about 90 each. Counted before parsing, so 12 MB of "{}," (4 million
 # objects, 250 MB once parsed) is refused without being built.
 MAX_PAYLOAD_VALUES = 100_000
+# Nesting a JSON body may have when its door asks for a bound: a send needs about 5
+# levels, template values a few more. Deeper values cannot be stored or hashed (orjson
+# writes at most 255 levels) and only ever come from a probe.
+MAX_JSON_DEPTH = 64
 
 
 @dataclass
@@ -161,12 +165,14 @@ def json_object(
     field: str | None,
     name: str | None = None,
     max_bytes: int = MAX_PAYLOAD_BYTES,
+    max_depth: int | None = None,
 ) -> dict[str, Any]:
     """A JSON object as a door received it (a multipart part, a whole body): within the
-    bounds above (bytes, values before it is parsed, orjson's nesting depth), strict JSON,
-    an object; else ValidationFailed naming ``field`` (None: the request as a whole).
-    ``name`` is what the messages call it (default: the field). Files inside a JSON body
-    as base64 make it larger, hence ``max_bytes``."""
+    bounds above (bytes, values before it is parsed, orjson's nesting depth, or
+    ``max_depth`` when given), strict JSON, an object; else ValidationFailed naming
+    ``field`` (None: the request as a whole). ``name`` is what the messages call it
+    (default: the field). Files inside a JSON body as base64 make it larger, hence
+    ``max_bytes``."""
     name = name or field or "request body"
     if len(text) > max_bytes:
         raise ValidationFailed(f"{name} exceeds {max_bytes // (1024 * 1024)} MB", field=field)
@@ -182,7 +188,23 @@ def json_object(
         raise ValidationFailed(f"{name} is not valid JSON", field=field) from None
     if not isinstance(payload, dict):
         raise ValidationFailed(f"{name} must be a JSON object", field=field)
+    if max_depth is not None and _deeper_than(payload, max_depth):
+        raise ValidationFailed(f"{name} nests deeper than {max_depth} levels", field=field)
     return payload
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists or objects more than ``limit`` deep (iterative: the
+    value may be up to 1,024 deep)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
 
 
 def _json_values(text: bytes) -> int:

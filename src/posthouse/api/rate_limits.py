@@ -33,19 +33,27 @@ def client_ip(request: Request, settings: Settings) -> str:
 
 def rate_limited(
     credential_of: Callable[[Request], str | None],
+    *,
+    door_ip_rate: Callable[[Settings], float | None] | None = None,
+    door: str = "",
 ) -> Callable[[Request], Awaitable[None]]:
     """A dependency spending one request from the client IP's bucket and the presented
     key's bucket (``credential_of`` reads it, unverified: an unknown key only limits
-    itself). Over either limit it raises RateLimited, which each front door renders."""
+    itself). Over either limit it raises RateLimited, which each front door renders.
+    ``door_ip_rate``: a door's own per-IP rate setting; when set, the door's IP buckets
+    are its own (named after ``door``), else it shares ``rate_limit_per_ip``'s."""
 
     async def dependency(request: Request) -> None:
         settings: Settings = request.app.state.settings
         limits = []
-        if settings.rate_limit_per_ip > 0:
+        own_rate = door_ip_rate(settings) if door_ip_rate is not None else None
+        per_ip = settings.rate_limit_per_ip if own_rate is None else own_rate
+        if per_ip > 0:
+            address = client_ip(request, settings)
             limits.append(
                 Limit(
-                    rate_limit.ip_bucket(client_ip(request, settings)),
-                    settings.rate_limit_per_ip,
+                    rate_limit.ip_bucket(address if own_rate is None else f"{door}:{address}"),
+                    per_ip,
                     settings.rate_limit_burst,
                 )
             )

@@ -109,6 +109,23 @@ async def _scope(
     return use_case_id
 
 
+async def reasons(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    addresses: list[str],
+    use_case_id: uuid.UUID | None = None,
+) -> dict[str, SuppressionReason]:
+    """Why each of ``addresses`` (as given) is suppressed now for a send through
+    ``use_case_id`` (or none); those that are not are left out. For a front door that
+    words each reason its own way."""
+    keys = {address: address_key(address) for address in addresses}
+    found = await SuppressionRepository(session).active_reasons(
+        workspace_id, sorted(set(keys.values())), use_case_id=use_case_id, now=utcnow()
+    )
+    return {address: SuppressionReason(found[key]) for address, key in keys.items() if key in found}
+
+
 async def add(
     session: AsyncSession,
     *,

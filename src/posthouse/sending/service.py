@@ -24,7 +24,7 @@ from posthouse.db.base import new_id, utcnow
 from posthouse.db.models import Attachment, Delivery, Message, Sender, UseCase
 from posthouse.domains import service as domains_service
 from posthouse.errors import MessageNotFound, RecipientsSuppressed, SenderNotFound, ValidationFailed
-from posthouse.protections import idempotency, quota, reputation
+from posthouse.protections import idempotency, quota, reputation, suppression
 from posthouse.sending import engagement as engagement_options
 from posthouse.sending.content import ContentStep
 from posthouse.sending.ids import parse_reference_id
@@ -63,6 +63,10 @@ class SubmitOptions:
     # Seed 004: the use case the email is sent through: its history lists by it, its
     # engagement defaults apply (sending.engagement) and so do its suppressions.
     use_case: UseCase | None = None
+    # Recipient kinds (to, cc, bcc) the send is for: one of them suppressed refuses the
+    # whole send (seed 001 answers with the uuid of the mail to its one "to"). Otherwise
+    # only a send whose every recipient is suppressed is refused.
+    required_kinds: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -149,8 +153,15 @@ async def _store(
             session, workspace_id=workspace.id, content_hash=hashed, within=options.duplicate_window
         )
         if earlier is not None:
+            # The earlier message's recipients, as its own answer named them.
+            queued = await MessageRepository(session).deliveries(earlier.id)
             return Accepted(
-                message=StoredMessage.of(earlier), send=send, deliveries=[], duplicate=True
+                message=StoredMessage.of(earlier),
+                send=send,
+                deliveries=[
+                    QueuedDelivery(d.id, d.recipient, d.kind, d.status, d.attempts) for d in queued
+                ],
+                duplicate=True,
             )
     now = utcnow()
     message_row, attachment_rows, delivery_rows = _rows(
@@ -172,9 +183,23 @@ async def _store(
     )
     addresses = [d["recipient"] for d in delivery_rows]
     stored = [d for d in delivery_rows if d["recipient"] not in suppressed]
-    if not stored:
+    required = [
+        d["recipient"]
+        for d in delivery_rows
+        if d["kind"] in options.required_kinds and d["recipient"] in suppressed
+    ]
+    if not stored or required:
+        refused = required or addresses
         raise RecipientsSuppressed(
-            "all recipients are suppressed: " + ", ".join(addresses), addresses=addresses
+            ("all recipients are suppressed: " if not stored else "recipients are suppressed: ")
+            + ", ".join(refused),
+            addresses=refused,
+            reasons=await suppression.reasons(
+                session,
+                workspace_id=workspace.id,
+                addresses=refused,
+                use_case_id=options.use_case.id if options.use_case else None,
+            ),
         )
     # Counted after the insert, so only the recipients stored count; a refusal raises,
     # and the request's rollback takes the message with it.

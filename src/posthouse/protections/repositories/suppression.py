@@ -132,6 +132,31 @@ class SuppressionRepository:
             statement = statement.on_conflict_do_nothing(index_elements=_UNIQUE)
         await self.session.execute(statement, rows)
 
+    async def active_reasons(
+        self,
+        workspace_id: uuid.UUID,
+        addresses: Sequence[str],
+        *,
+        use_case_id: uuid.UUID | None,
+        now: datetime,
+    ) -> dict[str, str]:
+        """The reason of each of ``addresses`` (canonical forms) suppressed now for a send
+        through ``use_case_id`` (or none): a workspace-wide entry's first."""
+        if not addresses:
+            return {}
+        rows = await self.session.execute(
+            select(_suppression.c.address, _suppression.c.reason, _suppression.c.scope_id).where(
+                _suppression.c.workspace_id == workspace_id,
+                _suppression.c.address.in_(list(addresses)),
+                _suppression.c.scope_id.in_([WORKSPACE_SCOPE, use_case_id or WORKSPACE_SCOPE]),
+                or_(_suppression.c.expires_at.is_(None), _suppression.c.expires_at > now),
+            )
+        )
+        reasons: dict[str, str] = {}
+        for row in sorted(rows, key=lambda row: row.scope_id != WORKSPACE_SCOPE):
+            reasons.setdefault(str(row.address), str(row.reason))
+        return reasons
+
     async def get(
         self, workspace_id: uuid.UUID, address: str, scope_id: uuid.UUID = WORKSPACE_SCOPE
     ) -> Suppression | None:

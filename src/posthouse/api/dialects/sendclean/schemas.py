@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from posthouse.api import documented
+
 STRICT = ConfigDict(strict=True, extra="forbid")
 
 
@@ -128,24 +130,11 @@ class MessageInfoList(BaseModel):
     message_data: list[MessageInfo]
 
 
-def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
-    """``schema`` with its local ``$ref``s replaced by the definitions (none recurse)."""
-    if isinstance(schema, dict):
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inlined(definitions[ref.removeprefix("#/$defs/")], definitions)
-        return {k: _inlined(v, definitions) for k, v in schema.items() if k != "$defs"}
-    if isinstance(schema, list):
-        return [_inlined(item, definitions) for item in schema]
-    return schema
-
-
 def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _inlined(schema, schema.get("$defs", {}))}},
+            "content": {"application/json": {"schema": documented.inlined_schema(model)}},
         }
     }
 

@@ -1,0 +1,38 @@
+const url = 'https://api.emailmassivo.com/api/v1/external-mails/send-by-template';
+const data = {
+idempotencyKey: 'unique-key-string',
+mail: {
+to: {
+email: 'user@example.com',
+name: 'string'
+},
+from: {
+email: 'user@example.com',
+name: 'string'
+},
+subject: 'string',
+previewTitle: 'string',
+idTemplateMailUser: number,
+params: {
+test: 'string',
+test1: 'string',
+test2: 'string'
+}
+}
+};
+const headers = {
+'Content-Type': 'application/json',
+'X-Api-Key': 'YOUR_API_KEY'
+};
+fetch(url, {
+method: 'POST',
+headers: headers,
+body: JSON.stringify(data)
+})
+.then(response => response.json())
+.then(data => {
+// API response handling
+})
+.catch(error => {
+// Error handling
+});
