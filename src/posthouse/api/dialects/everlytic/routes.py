@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address
+from posthouse.api import documented
 from posthouse.api.deps import SessionDep
 from posthouse.api.dialects.everlytic.errors import ERRORS, UnknownSendingDomain, render_error
 from posthouse.api.dialects.everlytic.schemas import (
@@ -27,7 +28,6 @@ from posthouse.api.dialects.everlytic.schemas import (
     MailAccepted,
     MailAttachments,
     MailRequest,
-    inline_schema,
 )
 from posthouse.api.multipart import json_object
 from posthouse.api.rate_limits import rate_limited
@@ -249,7 +249,7 @@ def _transactions(accepted: Accepted) -> str:
         ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": inline_schema(MailRequest)}},
+            "content": {"application/json": {"schema": documented.inlined_schema(MailRequest)}},
         },
     },
 )
