@@ -21,7 +21,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.background import BackgroundTask
 
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address, shown
@@ -40,7 +39,7 @@ from posthouse.api.dialects.sendclean.schemas import (
 from posthouse.api.errors import validation_failed
 from posthouse.api.multipart import json_object
 from posthouse.api.rate_limits import rate_limited
-from posthouse.api.routing import front_door_route
+from posthouse.api.routing import answer_response, front_door_route
 from posthouse.db.models import Delivery
 from posthouse.errors import PosthouseError, Unauthenticated, ValidationFailed
 from posthouse.history import service as history
@@ -240,14 +239,10 @@ async def _accept(
     answer = await accept_path.accept(
         session, request.app.state.accept, caller=caller, api=API, action=action, status=200
     )
-    return Response(
-        answer.body,
-        status_code=answer.status,
-        media_type="application/json",
-        # A send over GET must never be answered from a cache.
-        headers={"Cache-Control": "no-store"},
-        background=BackgroundTask(answer.after_commit) if answer.after_commit else None,
-    )
+    response = answer_response(answer)
+    # A send over GET must never be answered from a cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.post(
