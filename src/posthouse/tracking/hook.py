@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.config import Settings
 from posthouse.db.models import Message
+from posthouse.errors import TemplateRenderFailed
 from posthouse.mime.builder import MimeContent
 from posthouse.tracking import service as tracking_service
 from posthouse.tracking.content import DeliveryUrls, TrackingOptions, TrackingPlan
@@ -92,11 +93,15 @@ class TrackingHook:
             plan, urls = self._plan(message, content, return_path_domain)
             if plan is None:
                 continue
-            own = (
-                before.customise(message, content, recipient=recipient, delivery_id=delivery_id)
-                if before is not None
-                else None
-            )
+            try:
+                own = (
+                    before.customise(message, content, recipient=recipient, delivery_id=delivery_id)
+                    if before is not None
+                    else None
+                )
+            except TemplateRenderFailed:
+                # Not this claim's failure: the send renders the copy again and rejects it.
+                continue
             found = (
                 TrackingPlan(own, plan.options, urls.public_url).targets if own else plan.targets
             )
