@@ -601,6 +601,15 @@ class TestErrorShapes:
         assert response.status_code == 404
         assert response.json() == {"error": {"code": "not_found", "message": "not found"}}
 
+    async def test_an_unknown_method_under_a_compatible_door(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.delete("/v1/abc/email/send")
+
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert response.headers["Allow"] == "POST"
+
     async def test_an_unknown_method(self, client: httpx.AsyncClient) -> None:
         response = await client.delete("/api/v1/emails")
 

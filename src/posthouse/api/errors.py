@@ -10,8 +10,10 @@ from starlette.exceptions import HTTPException
 from posthouse.addresses import shown
 from posthouse.db.outage import OutageLog, is_unavailable
 from posthouse.errors import (
+    IdempotencyInFlight,
     MethodNotAllowed,
     PosthouseError,
+    RateLimited,
     RequestTooLarge,
     RouteNotFound,
     ServiceUnavailable,
@@ -26,6 +28,17 @@ MAX_MESSAGE = 1000
 
 def bounded(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def error_headers(error: PosthouseError) -> dict[str, str]:
+    """The HTTP headers an error answer carries in every door's shape: when to try again,
+    and which methods a path has."""
+    headers = {}
+    if isinstance(error, RateLimited | IdempotencyInFlight | ServiceUnavailable):
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowed) and error.allow:
+        headers["Allow"] = error.allow
+    return headers
 
 
 # A database restart takes seconds: a client that waits this long usually gets through.

@@ -11,15 +11,12 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from posthouse.api.errors import bounded
+from posthouse.api.errors import bounded, error_headers
 from posthouse.errors import (
     AttachmentTypeForbidden,
-    IdempotencyInFlight,
     MessageNotFound,
-    MethodNotAllowed,
     PosthouseError,
     QuotaExceeded,
-    RateLimited,
     RecipientsSuppressed,
     SenderNotFound,
     ServiceUnavailable,
@@ -97,11 +94,7 @@ def render_error(error: PosthouseError) -> JSONResponse:
         "status": error.status_code,
         "message": bounded(native_message(error)),
     }
-    headers = {}
     if isinstance(error, RecipientsSuppressed):
         body["suppressed"] = error.addresses
-    if isinstance(error, RateLimited | IdempotencyInFlight | ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after)
-    if isinstance(error, MethodNotAllowed) and error.allow:
-        headers["Allow"] = error.allow
+    headers = error_headers(error)
     return JSONResponse(body, status_code=error.status_code, headers=headers)

@@ -14,7 +14,7 @@ import orjson
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from posthouse.api.errors import bounded
+from posthouse.api.errors import bounded, error_headers
 from posthouse.errors import (
     AttachmentRejected,
     AttachmentTooLarge,
@@ -22,9 +22,7 @@ from posthouse.errors import (
     DomainNotVerified,
     EmailNotFound,
     Forbidden,
-    IdempotencyInFlight,
     MessageNotFound,
-    MethodNotAllowed,
     MissingVariables,
     NotFound,
     PosthouseError,
@@ -130,11 +128,7 @@ def status_and_message(error: PosthouseError) -> tuple[int, str]:
 
 def render_error(error: PosthouseError) -> Response:
     status, message = status_and_message(error)
-    headers = {}
-    if isinstance(error, RateLimited | IdempotencyInFlight | ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after)
-    if isinstance(error, MethodNotAllowed) and error.allow:
-        headers["Allow"] = error.allow
+    headers = error_headers(error)
     body = {"message": bounded(message), "error": _phrase(status), "statusCode": status}
     return Response(
         orjson.dumps(body), status_code=status, media_type="application/json", headers=headers

@@ -5,12 +5,14 @@ status codes and its field names."""
 import orjson
 from fastapi.responses import Response
 
+from posthouse.api.errors import bounded, error_headers
 from posthouse.errors import (
     AttachmentRejected,
     DomainNotVerified,
     Forbidden,
     IdempotencyConflict,
     IdempotencyInFlight,
+    MethodNotAllowed,
     NotFound,
     PosthouseError,
     QuotaExceeded,
@@ -35,6 +37,7 @@ _ERRORS: tuple[tuple[type[PosthouseError], int, str], ...] = (
     (Unauthenticated, 401, "unauthenticated"),
     (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not_found"),
+    (MethodNotAllowed, 405, "method_not_allowed"),
     (DomainNotVerified, 409, "setup_not_verified"),
     (IdempotencyConflict, 409, "idempotency_conflict"),
     (IdempotencyInFlight, 409, "idempotency_in_flight"),
@@ -51,15 +54,13 @@ def render_error(error: PosthouseError) -> Response:
         if isinstance(error, kind):
             status, code = kind_status, kind_code
             break
-    headers = {}
-    if isinstance(error, RateLimited | IdempotencyInFlight | ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after)
+    headers = error_headers(error)
     # One text for every 404, so no answer tells "not yours" from "does not exist".
     message = "not found" if isinstance(error, NotFound) else error.detail
     field = error.field
     if field in FIELD_NAMES and message.startswith(field):
         message = FIELD_NAMES[field] + message[len(field) :]
-    body = {"error": {"code": code, "message": message}}
+    body = {"error": {"code": code, "message": bounded(message)}}
     return Response(
         orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )

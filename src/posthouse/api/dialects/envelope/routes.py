@@ -72,7 +72,7 @@ def _caller(scope: str) -> Callable[..., Awaitable[WorkspaceCredentials]]:
         if not token:
             raise Unauthenticated("Authorization: Bearer <workspace key> is required")
         credentials = await accounts_service.authenticate_workspace_key(
-            session, token=token, scope=None
+            session, token=token, scope=None, cache=request.app.state.workspace_key_cache
         )
         # Checked before the scope: another workspace's id is "not found", never "forbidden".
         if credentials.workspace.id != _uuid(workspace_id):

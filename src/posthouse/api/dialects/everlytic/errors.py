@@ -14,7 +14,7 @@ import orjson
 from fastapi.responses import Response
 
 from posthouse.api.dialects.everlytic.schemas import MailErrorBody
-from posthouse.api.errors import bounded
+from posthouse.api.errors import bounded, error_headers
 from posthouse.errors import (
     AttachmentRejected,
     AttachmentTooLarge,
@@ -22,7 +22,6 @@ from posthouse.errors import (
     Forbidden,
     IdempotencyConflict,
     IdempotencyInFlight,
-    MethodNotAllowed,
     MissingVariables,
     NotFound,
     PosthouseError,
@@ -31,7 +30,6 @@ from posthouse.errors import (
     RecipientsSuppressed,
     RequestTooLarge,
     SenderNotFound,
-    ServiceUnavailable,
     TemplateInvalid,
     TemplateNotFound,
     TemplateRenderFailed,
@@ -232,11 +230,7 @@ def render_error(error: PosthouseError) -> Response:
             ]
         },
     }
-    headers = {}
-    if isinstance(error, RateLimited | IdempotencyInFlight | ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after)
-    if isinstance(error, MethodNotAllowed) and error.allow:
-        headers["Allow"] = error.allow
+    headers = error_headers(error)
     return Response(
         orjson.dumps(body), status_code=shape.status, media_type="application/json", headers=headers
     )

@@ -79,7 +79,9 @@ async def credentials(request: Request, session: SessionDep) -> Caller:
     if pair is None:
         raise Unauthenticated("HTTP Basic credentials are required")
     username, key = pair
-    found = await accounts_service.authenticate_workspace_key(session, token=key, scope=None)
+    found = await accounts_service.authenticate_workspace_key(
+        session, token=key, scope=None, cache=request.app.state.workspace_key_cache
+    )
     if not hmac.compare_digest(found.workspace.name.encode(), username.encode()):
         raise Unauthenticated("invalid API key")
     if not found.allows(SEND_SCOPE):

@@ -9,15 +9,13 @@ import orjson
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from posthouse.api.errors import bounded
+from posthouse.api.errors import bounded, error_headers
 from posthouse.errors import (
     AttachmentRejected,
     Forbidden,
-    IdempotencyInFlight,
     MethodNotAllowed,
     NotFound,
     PosthouseError,
-    RateLimited,
     RequestTimeout,
     RequestTooLarge,
     SenderNotFound,
@@ -123,11 +121,7 @@ def render_error(error: PosthouseError) -> Response:
         "name": error_name(error),
         "message": bounded(error_message(error)),
     }
-    headers = {}
-    if isinstance(error, RateLimited | IdempotencyInFlight | ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after)
-    if isinstance(error, MethodNotAllowed) and error.allow:
-        headers["Allow"] = error.allow
+    headers = error_headers(error)
     status = error.status_code if 400 <= error.status_code < 600 else 400
     return Response(
         orjson.dumps(body), status_code=status, media_type="application/json", headers=headers

@@ -100,7 +100,11 @@ def _same(given: str, expected: str) -> bool:
 
 
 async def _authenticate(
-    session: AsyncSession, body: dict[str, Any], *, user_name_required: bool = True
+    request: Request,
+    session: AsyncSession,
+    body: dict[str, Any],
+    *,
+    user_name_required: bool = True,
 ) -> Caller:
     """owner_id + token + smtp_user_name -> the key's workspace, sending as any of its
     senders. Missing is a ValidationError; anything not matching is "Token MissMatch"."""
@@ -111,7 +115,10 @@ async def _authenticate(
         if not isinstance(value, str) or not value:
             raise ValidationFailed(f"{name} is required (a string)", field=name)
     credentials = await accounts_service.authenticate_workspace_key(
-        session, token=body["token"], scope=None
+        session,
+        token=body["token"],
+        scope=None,
+        cache=request.app.state.workspace_key_cache,
     )
     try:
         owner = uuid.UUID(body["owner_id"])
@@ -255,7 +262,7 @@ async def _accept(
 async def send_mail(request: Request, session: SessionDep) -> Response:
     """Queue a message to every to, cc and bcc recipient; 200 once it is stored."""
     body = await _body(request)
-    caller = await _authenticate(session, body)
+    caller = await _authenticate(request, session, body)
     parsed: SendMailBody = _parse(SendMailBody, body)
     message = parsed.message
     if not message.html and not message.text:
@@ -284,7 +291,7 @@ async def _send_template(
 async def send_template(request: Request, session: SessionDep) -> Response:
     """Render the template with dynamic_value and queue it; 200 once it is stored."""
     body = await _body(request)
-    caller = await _authenticate(session, body)
+    caller = await _authenticate(request, session, body)
     return await _send_template(request, session, caller, _parse(SendTemplateBody, body))
 
 
@@ -326,7 +333,7 @@ async def send_template_get(request: Request, session: SessionDep) -> Response:
     """The document's GET for webhooks: it sends mail on every call, so it is never
     cached (docs/compatibility.md). Every value is URL-encoded in the query."""
     fields, dynamic = _query_fields(request)
-    caller = await _authenticate(session, dict(fields))
+    caller = await _authenticate(request, session, dict(fields))
     for name in ("template_id", "subject", "from_email", "to"):
         if not fields.get(name):
             raise ValidationFailed(f"{name} is required")
@@ -377,7 +384,7 @@ async def get_message_info(request: Request, session: SessionDep) -> Response:
     """Every recipient's copy of the account's messages with this X-Unique-Id, oldest
     first, 100 per page (skip_page from 0), with opens and clicks one by one."""
     body = await _body(request)
-    caller = await _authenticate(session, body, user_name_required=False)
+    caller = await _authenticate(request, session, body, user_name_required=False)
     parsed: MessageInfoBody = _parse(MessageInfoBody, body)
     external_id = parsed.x_unique_id.strip()
     if not external_id or len(external_id) > 200:
