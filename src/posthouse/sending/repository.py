@@ -197,11 +197,12 @@ class MessageRepository:
                 statement.arguments(values),
                 autocommit=last_write and not self.session.in_transaction(),
             )
-            return {r for r in recipients if address_key(r) in set(returned)}
+            found = set(returned)
+            return {r for r, key in zip(recipients, keys, strict=True) if key in found}
         found = await SuppressionRepository(self.session).active_among(
             workspace_id, keys, use_case_id=use_case_id, now=now
         )
-        suppressed = {r for r in recipients if address_key(r) in found}
+        suppressed = {r for r, key in zip(recipients, keys, strict=True) if key in found}
         deliveries = [d for d in delivery_rows if d["recipient"] not in suppressed]
         if not deliveries:
             return suppressed

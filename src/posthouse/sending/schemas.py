@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from posthouse.addresses import Address
+from posthouse.addresses import Address, address_key
 from posthouse.db.models import Message, Sender, Workspace
 
 AddressInput = str | Address
@@ -146,7 +146,7 @@ class ValidSend:
         result = []
         for kind, addresses in (("to", self.to), ("cc", self.cc), ("bcc", self.bcc)):
             for address in addresses:
-                key = address.email.lower()
+                key = address_key(address.email)
                 if key not in seen:
                     seen.add(key)
                     result.append((kind, address.email))

@@ -178,8 +178,11 @@ async def _store(
         attachment_rows,
         delivery_rows,
         now=now,
-        # With a quota, the reservation below is written after the insert.
-        last_write=options.last_write and not quota.applies(workspace),
+        # With a quota, the reservation below is written after the insert; with required
+        # kinds, a suppressed one refuses the send after it: neither may autocommit.
+        last_write=options.last_write
+        and not quota.applies(workspace)
+        and not options.required_kinds,
     )
     addresses = [d["recipient"] for d in delivery_rows]
     stored = [d for d in delivery_rows if d["recipient"] not in suppressed]

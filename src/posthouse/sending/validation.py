@@ -165,7 +165,7 @@ def _web_url(value: object, *, field: str) -> str | None:
 
 def _domain(value: object, *, field: str) -> str | None:
     """A host name in its stored form (lower case, IDNA); whether it is one of the
-    workspace's domains is checked with the database (domains.service.send_identity)."""
+    workspace's domains is checked with the database (domains.service.send_domains)."""
     if value is None or value == "":
         return None
     try:
@@ -295,9 +295,9 @@ def validate_filename(filename: object) -> str:
             f"unsafe attachment filename {shown(filename)}: bidirectional controls"
         )
     if name.strip(" .") == "" or name != name.strip() or name.endswith("."):
-        raise AttachmentRejected(f"unsafe attachment filename {filename!r}")
+        raise AttachmentRejected(f"unsafe attachment filename {shown(filename)}")
     if _WINDOWS_RESERVED.match(name):
-        raise AttachmentRejected(f"reserved attachment filename {filename!r}")
+        raise AttachmentRejected(f"reserved attachment filename {shown(filename)}")
     return name
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posthouse.addresses import Address, parse_address
+from posthouse.addresses import Address, address_key, parse_address
 from posthouse.errors import MissingVariables, ValidationFailed
 from posthouse.sending.schemas import Personalisation, SendRequest
 from posthouse.sending.validation import validate_subject
@@ -159,8 +159,8 @@ def _key(address: str) -> str:
     is that already: only others go through the parser (a tenth of a send's cost for
     ten recipients, twice)."""
     if address.isascii() and address.count("@") == 1 and not _SPECIAL.search(address):
-        return address.lower()
-    return parse_address(address, field="to").email.lower()
+        return address_key(address)
+    return address_key(parse_address(address, field="to").email)
 
 
 def _recipient_values(values: object, recipients: list[str]) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import replace
 
+from posthouse.addresses import address_key
 from posthouse.db.models import Message
 from posthouse.mime.builder import MimeContent
 from posthouse.templates.rendering import (
@@ -44,7 +45,7 @@ class Personaliser:
         """This recipient's rendering of a personalised message; None for any other."""
         if message.variables is None:
             return None
-        rendered = self._rendering(message, recipient.lower())
+        rendered = self._rendering(message, address_key(recipient))
         return replace(
             content,
             subject=rendered.subject or content.subject,
