@@ -76,7 +76,7 @@ class Rules:
 
 
 # An enhanced status code (RFC 3463), not part of an IP address or a version number.
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 # "550 5.1.1 ...", "550-5.1.1 ...", "smtp; 550 ..." (a DSN's Diagnostic-Code).
 _LEADING_CODE = re.compile(r"^\s*(?:smtp\s*;\s*)?([2-5]\d\d)(?:[ \-]|$)", re.IGNORECASE)
 
@@ -136,7 +136,7 @@ def classify_reply(code: int | None, text: str | None) -> Verdict:
     (with or without an enhanced status code)."""
     text = text or ""
     table = rules()
-    status = _STATUS.search(text)
+    status = ENHANCED_STATUS.search(text)
     temporary = (code is not None and 400 <= code < 500) or (
         code is None and status is not None and status.group(1) == "4"
     )

@@ -10,6 +10,9 @@ import dns.resolver
 from posthouse.delivery.transports.base import Outcome, SendResult
 from posthouse.errors import TemplateRenderFailed
 
+# How the worker's reply for a delivery whose retries ran out starts (reclassify reads it).
+GAVE_UP = "gave up after "
+
 # 5xx replies that mean "this relay will not take mail from us", not "no such recipient":
 # bouncing every queued message because a password expired would be wrong.
 _CONFIGURATION_CODES = frozenset({530, 534, 535, 538})

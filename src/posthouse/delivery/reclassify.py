@@ -31,6 +31,7 @@ from posthouse.delivery.classify import (
     classify_dsn,
     classify_reply,
 )
+from posthouse.delivery.outcomes import GAVE_UP
 from posthouse.delivery.repository import release_held_statement
 from posthouse.protections import reputation
 from posthouse.protections.repositories.reputation import outcome_counts_statement
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 _BATCH = 1000
 # How the worker wrote a copy that failed after its retries ran out.
-_EXPIRED_PREFIX = "gave up after "
 _EXPIRED_SUBTYPE = "QueueLifetimeExpired"  # the subtype such copies had before classes
 
 
@@ -72,9 +72,10 @@ def worker_verdict(code: int | None, reply: str | None, *, expired: bool) -> Ver
     """The verdict on a reply the worker stored (``gave up after N attempts: ...`` when
     its retries ran out)."""
     reply = reply or ""
-    expired = expired or reply.startswith(_EXPIRED_PREFIX)
-    if reply.startswith(_EXPIRED_PREFIX):
+    gave_up = reply.startswith(GAVE_UP)
+    if gave_up:
         reply = reply.split(": ", 1)[-1]
+    expired = expired or gave_up
     verdict = classify_reply(code, reply)
     return verdict.expired() if expired else verdict
 

@@ -41,7 +41,7 @@ from posthouse.delivery.content import (
     message_content,
 )
 from posthouse.delivery.envelope import envelope_sender
-from posthouse.delivery.outcomes import classify
+from posthouse.delivery.outcomes import GAVE_UP, classify
 from posthouse.delivery.repository import ClaimedDelivery, QueueRepository
 from posthouse.delivery.retry import next_attempt_at
 from posthouse.delivery.transports.base import Outcome, OutgoingMail, SendResult, Transport
@@ -408,7 +408,7 @@ class Worker:
             status, event_type, next_at = self._status_after(result)
             reply = send.reply
             if status == DeliveryStatus.BOUNCED and send.outcome == Outcome.DEFERRED:
-                reply = f"gave up after {delivery.attempts} attempts: {send.reply}"
+                reply = f"{GAVE_UP}{delivery.attempts} attempts: {send.reply}"
             updates.append(
                 {
                     "b_id": delivery.id,

@@ -16,6 +16,8 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
 from enum import StrEnum
 
+from posthouse.delivery.classify import ENHANCED_STATUS
+
 
 class ReportKind(StrEnum):
     BOUNCE = "bounce"
@@ -66,7 +68,6 @@ class ParsedReport:
         return [r for r in self.recipients if r.action == wanted]
 
 
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _RETURN_PATH = re.compile(r"^Return-Path:\s*<?([^>\s]+)>?", re.IGNORECASE | re.MULTILINE)
@@ -74,7 +75,7 @@ _TO_HEADER = re.compile(r"^To:\s*(.+(?:\n[ \t].+)*)", re.IGNORECASE | re.MULTILI
 
 
 def _status_in(text: str) -> str | None:
-    match = _STATUS.search(text)
+    match = ENHANCED_STATUS.search(text)
     return ".".join(match.groups()) if match else None
 
 
@@ -277,7 +278,7 @@ def _parse_text(message: Message) -> ParsedReport:
         _BOUNCE_SUBJECT.search(subject)
         or (
             _BOUNCE_SENDER.search(sender)
-            and (_STATUS.search(human) or _PERMANENT_PHRASES.search(human))
+            and (ENHANCED_STATUS.search(human) or _PERMANENT_PHRASES.search(human))
         )
     )
     message_id, return_path, to = _returned_headers(message)

@@ -74,6 +74,7 @@ async def process_report(
     Mail to a List-Unsubscribe address (``signer`` verifies its token) unsubscribes."""
     inbound = InboundRepository(session)
     unsubscribes = [a for a in rcpt_tos if tracking_service.is_unsubscribe_address(a)]
+    digest = hashlib.sha256(raw).hexdigest()
     if signer is not None and unsubscribes:
         # Not checked for duplicate bytes: clients send the same short body to every
         # address, and unsubscribing again changes nothing anyway.
@@ -86,12 +87,11 @@ async def process_report(
                 mail_from=mail_from[:320],
                 rcpt_to=", ".join(rcpt_tos)[:320],
                 kind="unsubscribe",
-                digest=hashlib.sha256(raw).hexdigest(),
+                digest=digest,
                 raw=raw,
             ),
             addresses=unsubscribes,
         )
-    digest = hashlib.sha256(raw).hexdigest()
     previous = await inbound.report_by_digest(digest)
     if previous is not None:
         return InboundOutcome(str(previous.id), "duplicate", previous.kind, "received before")
