@@ -74,3 +74,12 @@ def inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A required JSON request body of ``model``'s shape, for an operation's
+    ``openapi_extra`` (doors that read the body themselves)."""
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": inlined_schema(model)}},
+    }

@@ -1,10 +1,11 @@
 """Error mapping: each front door renders the shared domain errors in its own shape."""
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from posthouse.addresses import shown
@@ -20,6 +21,7 @@ from posthouse.errors import (
     ValidationFailed,
 )
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 ErrorRenderer = Callable[[PosthouseError], Response]
 # The longest message an error response carries: whatever a client sent, the answer
 # stays small.
@@ -59,6 +61,14 @@ def validation_failed(errors: Sequence[Any], *, request_errors: bool = False) ->
         return ValidationFailed(f"unknown field {shown(field)}", field=field or None)
     message = first.get("msg", "invalid request")
     return ValidationFailed(f"{field}: {message}" if field else message, field=field or None)
+
+
+def validated(model: type[ModelT], payload: Any) -> ModelT:
+    """``payload`` as ``model``, or the first of its errors as ValidationFailed."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise validation_failed(error.errors()) from None
 
 
 def as_domain_error(error: Exception) -> PosthouseError | None:

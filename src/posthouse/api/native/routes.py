@@ -11,12 +11,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
 
 from posthouse.accounts import service as accounts_service
 from posthouse.addresses import Address
 from posthouse.api.deps import SessionDep
-from posthouse.api.errors import validation_failed
+from posthouse.api.errors import validated
 from posthouse.api.multipart import MultipartSend, read_multipart_send
 from posthouse.api.native.errors import ERRORS, SenderNotRegistered, render_error
 from posthouse.api.native.schemas import (
@@ -72,13 +71,6 @@ async def credentials(request: Request, session: SessionDep) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(credentials)]
-
-
-def _parse(model: type[BaseModel], payload: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(payload)
-    except ValidationError as error:
-        raise validation_failed(error.errors()) from None
 
 
 def _request_from(
@@ -185,7 +177,7 @@ async def send_email(
     """Create an email and queue one delivery per recipient; 202 once it is stored.
     Suppressed recipients are left out and named in ``suppressed``."""
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
-    payload = _parse(SendEmailPayload, form.payload)
+    payload = validated(SendEmailPayload, form.payload)
 
     async def send(options: SubmitOptions) -> tuple[Accepted, str]:
         accepted = await sending_service.submit(
@@ -217,7 +209,7 @@ async def reply_by_subject(
     """Reply in the thread of the sender's most recent email with this subject, or start
     a new thread when there is none. ``to`` defaults to the sender itself."""
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
-    payload = _parse(ReplyEmailPayload, form.payload)
+    payload = validated(ReplyEmailPayload, form.payload)
 
     async def reply(options: SubmitOptions) -> tuple[Accepted, str]:
         try:
@@ -253,7 +245,7 @@ async def reply_by_reference(
 ) -> Response:
     """Reply in the thread of an earlier email; ``to`` defaults to its sender."""
     form = await read_multipart_send(request, max_files=DEFAULT_LIMITS.max_attachments)
-    payload = _parse(ReplyEmailPayload, form.payload)
+    payload = validated(ReplyEmailPayload, form.payload)
 
     async def reply(options: SubmitOptions) -> tuple[Accepted, str]:
         result = await sending_service.reply_to_reference(

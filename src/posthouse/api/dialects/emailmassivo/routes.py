@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.accounts import service as accounts_service
@@ -45,7 +45,7 @@ from posthouse.api.dialects.emailmassivo.schemas import (
     TemplateBody,
     json_body_doc,
 )
-from posthouse.api.errors import validation_failed
+from posthouse.api.errors import validated
 from posthouse.api.multipart import MAX_JSON_DEPTH, json_object
 from posthouse.api.rate_limits import rate_limited
 from posthouse.api.routing import answer_response, front_door_route
@@ -134,10 +134,7 @@ def _parse(request: Request, request_body: bytes, model: type[Body]) -> Body:
         max_bytes=request.app.state.settings.max_request_bytes,
         max_depth=MAX_JSON_DEPTH,
     )
-    try:
-        return model.model_validate(payload)
-    except ValidationError as error:
-        raise validation_failed(error.errors()) from None
+    return validated(model, payload)
 
 
 @dataclass(frozen=True)

@@ -130,8 +130,5 @@ def json_body_doc(body: type[BaseModel]) -> dict[str, Any]:
     """The operation's X-Api-Key header and JSON request body, for openapi_extra."""
     return {
         "parameters": [API_KEY_HEADER],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": documented.inlined_schema(body)}},
-        },
+        "requestBody": documented.json_request_body(body),
     }

@@ -249,10 +249,7 @@ def _transactions(accepted: Accepted) -> str:
                 "description": "Optional: a retry with the same key gets the same answer",
             }
         ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": documented.inlined_schema(MailRequest)}},
-        },
+        "requestBody": documented.json_request_body(MailRequest),
     },
 )
 async def send_mail(request: Request, session: SessionDep, caller: CallerDep) -> Response:

@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posthouse.accounts import service as accounts_service
@@ -36,7 +35,7 @@ from posthouse.api.dialects.sendclean.schemas import (
     Success,
     json_body_doc,
 )
-from posthouse.api.errors import validation_failed
+from posthouse.api.errors import validated
 from posthouse.api.multipart import json_object
 from posthouse.api.rate_limits import rate_limited
 from posthouse.api.routing import answer_response, front_door_route
@@ -132,13 +131,6 @@ async def _authenticate(
     ):
         raise Unauthenticated("owner_id, token and smtp_user_name do not match")
     return Caller(credentials.workspace)
-
-
-def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(body)
-    except ValidationError as error:
-        raise validation_failed(error.errors()) from None
 
 
 _PLAIN = re.compile(r"[!-~]{1,76}")
@@ -263,7 +255,7 @@ async def send_mail(request: Request, session: SessionDep) -> Response:
     """Queue a message to every to, cc and bcc recipient; 200 once it is stored."""
     body = await _body(request)
     caller = await _authenticate(request, session, body)
-    parsed: SendMailBody = _parse(SendMailBody, body)
+    parsed: SendMailBody = validated(SendMailBody, body)
     message = parsed.message
     if not message.html and not message.text:
         raise ValidationFailed("message.html or message.text is required")
@@ -292,7 +284,7 @@ async def send_template(request: Request, session: SessionDep) -> Response:
     """Render the template with dynamic_value and queue it; 200 once it is stored."""
     body = await _body(request)
     caller = await _authenticate(request, session, body)
-    return await _send_template(request, session, caller, _parse(SendTemplateBody, body))
+    return await _send_template(request, session, caller, validated(SendTemplateBody, body))
 
 
 _QUERY_FIELDS = (
@@ -349,7 +341,7 @@ async def send_template_get(request: Request, session: SessionDep) -> Response:
             "dynamic_value": dynamic or None,
         },
     }
-    return await _send_template(request, session, caller, _parse(SendTemplateBody, body))
+    return await _send_template(request, session, caller, validated(SendTemplateBody, body))
 
 
 def _ms(value: datetime) -> int:
@@ -385,7 +377,7 @@ async def get_message_info(request: Request, session: SessionDep) -> Response:
     first, 100 per page (skip_page from 0), with opens and clicks one by one."""
     body = await _body(request)
     caller = await _authenticate(request, session, body, user_name_required=False)
-    parsed: MessageInfoBody = _parse(MessageInfoBody, body)
+    parsed: MessageInfoBody = validated(MessageInfoBody, body)
     external_id = parsed.x_unique_id.strip()
     if not external_id or len(external_id) > 200:
         raise ValidationFailed("x_unique_id must be 1 to 200 characters")

@@ -131,12 +131,7 @@ class MessageInfoList(BaseModel):
 
 
 def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": documented.inlined_schema(model)}},
-        }
-    }
+    return {"requestBody": documented.json_request_body(model)}
 
 
 def _query(name: str, description: str, *, required: bool = True) -> dict[str, Any]:
