@@ -22,7 +22,8 @@ from posthouse.tracking.service import Visitor
 
 
 def _render(error: PosthouseError) -> Response:
-    # The only error a hit can meet is a token that finds nothing: 404, no detail.
+    # A token that finds nothing is 404 with no detail; a client error keeps its status;
+    # a database outage is a 404 too, since a mail client has nothing to retry.
     status = error.status_code if error.status_code < 500 else 404
     return PlainTextResponse("Not found\n", status_code=status)
 
